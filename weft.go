@@ -11,6 +11,11 @@ import (
 	"time"
 )
 
+// EmbeddingDim is the length of every embedding Weft stores. It is fixed by
+// the committed tagger model (models/tagger.json says the same) so that
+// stores can declare typed vector columns.
+const EmbeddingDim = 256
+
 // Key is an API key pair. The secret is never stored, only its hash.
 type Key struct {
 	ID         int64
@@ -189,6 +194,9 @@ type Store interface {
 	CreateCatalog(ctx context.Context, c *Catalog) error // sets c.ID, c.Created, c.Status
 	Catalog(ctx context.Context, keyID int64, id string) (Catalog, error)
 	Catalogs(ctx context.Context, keyID int64) ([]Catalog, error) // newest first
+	// CatalogsWithStatus lists every key's catalogs in one status, for
+	// recovery at start (e.g. uploads cut short by a crash).
+	CatalogsWithStatus(ctx context.Context, status CatalogStatus) ([]Catalog, error)
 	// DeleteCatalog removes the catalog, its images, vectors and jobs.
 	DeleteCatalog(ctx context.Context, keyID int64, id string) error
 	// SetCatalogStatus moves a catalog to status; with from non-empty only
@@ -196,10 +204,11 @@ type Store interface {
 	SetCatalogStatus(ctx context.Context, keyID int64, id string, status CatalogStatus, from ...CatalogStatus) error
 	AppendErrorLog(ctx context.Context, keyID int64, id string, lines ...string) error
 
-	// UpsertImages writes catalog rows. A row whose URL is unchanged keeps its
-	// vector and state (its metadata is updated); a new row or a changed URL
-	// becomes ImagePending.
-	UpsertImages(ctx context.Context, keyID int64, catalogID string, rows []Image) error
+	// UpsertImages writes catalog rows (IID, URL, Metadata, Line). A row whose
+	// URL is unchanged keeps its vector and state (its metadata is updated); a
+	// new row or a changed URL becomes ImagePending. It returns the iids whose
+	// stored vector it dropped, so the caller can drop them from the Index.
+	UpsertImages(ctx context.Context, keyID int64, catalogID string, rows []Image) (invalidated []string, err error)
 
 	// StartIndex, in one transaction, sets the catalog to StatusIndexing and
 	// queues an index job, unless one is already queued or running (then it
