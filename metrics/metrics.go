@@ -1,7 +1,7 @@
 // Package metrics holds Weft's Prometheus metrics: HTTP requests and their
 // latency by route, the index job queue, and images indexed or failed. The
 // http package observes requests; the worker counts images; the lead sets
-// the queue depth.
+// the function that reads the queue depth.
 package metrics
 
 import (
@@ -19,13 +19,12 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// Latency observes HTTP request durations by route pattern.
 	Latency *prometheus.HistogramVec
-	// IndexQueueDepth is the number of queued and running index jobs.
-	IndexQueueDepth prometheus.Gauge
 	// ImagesIndexed and ImagesFailed count catalog images the worker
 	// embedded, or gave up on (fetch or decode failed).
 	ImagesIndexed prometheus.Counter
 	ImagesFailed  prometheus.Counter
 
+	reg      prometheus.Registerer
 	gatherer prometheus.Gatherer
 }
 
@@ -48,10 +47,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			// default buckets (up to 10 s) are extended.
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"route"}),
-		IndexQueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "weft_index_queue_depth",
-			Help: "Index jobs queued or running.",
-		}),
 		ImagesIndexed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weft_images_indexed_total",
 			Help: "Catalog images embedded and stored.",
@@ -60,13 +55,24 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "weft_images_failed_total",
 			Help: "Catalog images that could not be fetched or decoded.",
 		}),
+		reg:      reg,
 		gatherer: prometheus.DefaultGatherer,
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.IndexQueueDepth, m.ImagesIndexed, m.ImagesFailed)
+	reg.MustRegister(m.Requests, m.Latency, m.ImagesIndexed, m.ImagesFailed)
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		m.gatherer = g
 	}
 	return m
+}
+
+// SetQueueDepth makes the index queue depth gauge ask depth at every
+// scrape, so that it is never stale; the store's count is the truth. Call
+// it once.
+func (m *Metrics) SetQueueDepth(depth func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "weft_index_queue_depth",
+		Help: "Index jobs queued or running.",
+	}, depth))
 }
 
 // ObserveRequest records one finished HTTP request.

@@ -15,7 +15,8 @@ func TestHandlerServesObservations(t *testing.T) {
 	m.ObserveRequest("/v0/tag", 200, 30*time.Millisecond)
 	m.ObserveRequest("/v0/tag", 200, 2*time.Second)
 	m.ObserveRequest("/v0/catalog/{id}", 404, time.Millisecond)
-	m.IndexQueueDepth.Set(3)
+	depth := 2.0
+	m.SetQueueDepth(func() float64 { depth++; return depth })
 	m.ImagesIndexed.Add(5)
 	m.ImagesFailed.Inc()
 
