@@ -6,7 +6,7 @@ ORT_DIR := .deps/onnxruntime
 ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
 GO ?= go
 
-.PHONY: all build run test deps lint models eval clean
+.PHONY: all build run test deps lint models eval clean train-deps
 
 all: build
 
@@ -35,6 +35,20 @@ lint:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# Training uses Debian's Python and PyTorch (CPU); see models/README.md.
+PY := /usr/bin/python3
+TRAIN_PKGS := python3-torch python3-torchvision python3-onnx python3-numpy python3-pil python3-scipy
+train-deps:
+	@$(PY) -c 'import torch, torchvision, onnx, numpy, PIL, scipy' 2>/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TRAIN_PKGS))
+
+models: train-deps
+	$(PY) train/train_tagger.py
+	$(PY) train/train_detector.py
+
+eval: build
+	./bin/weft eval --shared ../shared
 
 clean:
 	rm -rf bin .cache
