@@ -219,7 +219,9 @@ type Store interface {
 	ClaimJob(ctx context.Context, worker string, now time.Time, lease time.Duration) (job Job, ok bool, err error)
 	// RenewJob extends a lease; Conflict when the job is no longer worker's.
 	RenewJob(ctx context.Context, jobID int64, worker string, until time.Time) error
-	// FinishJob ends a job and sets its catalog's status, in one transaction.
+	// FinishJob ends a job (JobDone, JobFailed) or parks it (JobQueued: back
+	// in the queue, lease cleared, for a graceful shutdown) and sets its
+	// catalog's status, in one transaction.
 	FinishJob(ctx context.Context, jobID int64, state JobState, catalogStatus CatalogStatus) error
 	// QueueDepth counts queued and running jobs, for metrics.
 	QueueDepth(ctx context.Context) (int, error)

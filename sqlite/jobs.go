@@ -90,12 +90,12 @@ func (db *DB) RenewJob(ctx context.Context, jobID int64, worker string, until ti
 
 func (db *DB) FinishJob(ctx context.Context, jobID int64, state weft.JobState, catalogStatus weft.CatalogStatus) error {
 	const op = "sqlite.FinishJob"
-	if state != weft.JobDone && state != weft.JobFailed {
-		return weft.E(op, weft.Invalid, weft.Msgf("A job ends %q or %q, not %q.", weft.JobDone, weft.JobFailed, state))
+	if state != weft.JobDone && state != weft.JobFailed && state != weft.JobQueued {
+		return weft.E(op, weft.Invalid, weft.Msgf("A job ends %q or %q, or is parked %q, not %q.", weft.JobDone, weft.JobFailed, weft.JobQueued, state))
 	}
 	return db.write(ctx, op, func(tx *sql.Tx) error {
 		var catalogID string
-		err := tx.QueryRowContext(ctx, `UPDATE jobs SET state = ?, locked_until = 0 WHERE id = ? RETURNING catalog_id`,
+		err := tx.QueryRowContext(ctx, `UPDATE jobs SET state = ?, locked_until = 0, worker = '' WHERE id = ? RETURNING catalog_id`,
 			state, jobID).Scan(&catalogID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return weft.E(op, weft.NotFound, weft.Msgf("Job %d not found.", jobID))
