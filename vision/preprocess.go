@@ -1,0 +1,103 @@
+package vision
+
+import (
+	"image"
+	"image/color"
+	"image/draw"
+)
+
+// The tagger's preprocessing is defined once, in train/preprocess.py; every
+// step here mirrors one there, and the parity test holds them together.
+
+// flatten returns img as an opaque RGBA image at the origin, alpha
+// composited on white (transparent product shots are meant to sit on white).
+func flatten(img image.Image) *image.RGBA {
+	b := img.Bounds()
+	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	if o, ok := img.(interface{ Opaque() bool }); ok && o.Opaque() {
+		draw.Draw(dst, dst.Bounds(), img, b.Min, draw.Src)
+		return dst
+	}
+	for i := range dst.Pix {
+		dst.Pix[i] = 0xff
+	}
+	draw.Draw(dst, dst.Bounds(), img, b.Min, draw.Over)
+	return dst
+}
+
+// borderColour is the per-channel median of the 1-pixel outer ring of an
+// opaque image, each ring pixel counted once, the mean of the two middle
+// values when the count is even, rounded half up.
+func borderColour(m *image.RGBA) color.RGBA {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	var hist [3][256]int
+	n := 0
+	add := func(x, y int) {
+		p := m.Pix[m.PixOffset(x, y):]
+		for c := range 3 {
+			hist[c][p[c]]++
+		}
+		n++
+	}
+	if w <= 2 || h <= 2 {
+		for y := range h {
+			for x := range w {
+				add(x, y)
+			}
+		}
+	} else {
+		for x := range w {
+			add(x, 0)
+			add(x, h-1)
+		}
+		for y := 1; y < h-1; y++ {
+			add(0, y)
+			add(w-1, y)
+		}
+	}
+	// nth returns the k-th smallest value (from 0) of a histogram.
+	nth := func(h *[256]int, k int) int {
+		for v, c := range h {
+			if k < c {
+				return v
+			}
+			k -= c
+		}
+		return 255
+	}
+	var med [3]uint8
+	for c := range 3 {
+		if n%2 == 1 {
+			med[c] = uint8(nth(&hist[c], n/2))
+		} else {
+			med[c] = uint8((nth(&hist[c], n/2-1) + nth(&hist[c], n/2) + 1) / 2)
+		}
+	}
+	return color.RGBA{med[0], med[1], med[2], 0xff}
+}
+
+// squareCanvas pads the shorter side of an opaque image symmetrically, the
+// odd extra pixel going bottom/right, with the border colour.
+func squareCanvas(m *image.RGBA) canvas {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	side := max(w, h)
+	c := canvas{pic: m, at: image.Pt((side-w)/2, (side-h)/2), w: side, h: side}
+	if w != h {
+		b := borderColour(m)
+		c.fill = [3]uint8{b.R, b.G, b.B}
+	}
+	return c
+}
+
+// TaggerInput writes the tagger's input for img into dst, a float32 CHW RGB
+// tensor of 3×size×size values scaled to [-1, 1].
+func TaggerInput(img image.Image, size int, dst []float32) {
+	m := resizeCanvas(squareCanvas(flatten(img)), size, size)
+	plane := size * size
+	for i := range plane {
+		p := m.Pix[4*i:]
+		dst[i] = float32(p[0])/127.5 - 1
+		dst[plane+i] = float32(p[1])/127.5 - 1
+		dst[2*plane+i] = float32(p[2])/127.5 - 1
+	}
+}

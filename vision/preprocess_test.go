@@ -1,0 +1,200 @@
+package vision
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The parity references are train/preprocess.py's 224×224 images, written
+// by testdata/make_parity.py; the tensor is that image scaled by x/127.5-1.
+const parityDir = "testdata/parity"
+
+// Tolerances in levels of 255. Go's bilinear filter and PIL's round
+// differently (PIL keeps 8 bits between its horizontal and vertical passes),
+// so values differ by a level or two here and there. JPEGs differ more: Go's
+// decoder upsamples 4:2:0 chroma by repeating samples where libjpeg
+// interpolates, which shows at sharp colour edges; on average the difference
+// stays well under one level. A misplaced pad, a wrong fill or a wrong
+// orientation costs tens of levels on average.
+var parityTolerance = map[bool]struct{ max, mean float64 }{
+	false: {2, 0.2},
+	true:  {12, 0.6}, // JPEG
+}
+
+func TestTaggerInputParity(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(parityDir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct{ Input, Ref string }
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 10 {
+		t.Fatalf("only %d parity cases", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(filepath.Base(c.Input), func(t *testing.T) {
+			f, err := os.Open(filepath.Join(parityDir, c.Input))
+			if os.IsNotExist(err) {
+				t.Skipf("no %s", c.Input)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			img, err := Decode(f, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, 3*224*224)
+			TaggerInput(img, 224, got)
+			ref := readPNG(t, filepath.Join(parityDir, c.Ref))
+			var sum, worst float64
+			for y := range 224 {
+				for x := range 224 {
+					r, g, b, _ := ref.At(x, y).RGBA()
+					for ch, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+						d := math.Abs(float64(got[ch*224*224+y*224+x]) - (float64(v)/127.5 - 1))
+						sum += d
+						worst = max(worst, d)
+					}
+				}
+			}
+			mean := sum / (3 * 224 * 224)
+			worst, mean = worst*127.5, mean*127.5
+			tol := parityTolerance[strings.HasSuffix(c.Input, ".jpg")]
+			t.Logf("max |Δ| = %.1f levels, mean |Δ| = %.3f levels", worst, mean)
+			if worst > tol.max || mean > tol.mean {
+				t.Errorf("Go's tensor strays from Python's: max |Δ| %.1f levels (limit %.0f), mean |Δ| %.3f (limit %.1f)",
+					worst, tol.max, mean, tol.mean)
+			}
+		})
+	}
+}
+
+func readPNG(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestBorderColour(t *testing.T) {
+	tests := []struct {
+		name string
+		w, h int
+		fill func(x, y int) uint8
+		want uint8
+	}{
+		// 3×3: the ring is the 8 outer pixels, 4 of 10 and 4 of 20: (10+20)/2.
+		{"even ring", 3, 3, func(x, y int) uint8 {
+			if y == 0 {
+				return 10
+			}
+			if x == 1 && y == 1 {
+				return 255
+			}
+			if y == 2 || x == 0 {
+				return 20
+			}
+			return 10
+		}, 15},
+		// Rounded half up: (10+11)/2 = 10.5 → 11.
+		{"half up", 2, 1, func(x, y int) uint8 { return uint8(10 + x) }, 11},
+		// The inside never counts.
+		{"inside ignored", 5, 4, func(x, y int) uint8 {
+			if x > 0 && x < 4 && y > 0 && y < 3 {
+				return 0
+			}
+			return 200
+		}, 200},
+		// Odd count: the middle value.
+		{"odd", 1, 3, func(x, y int) uint8 { return uint8(y * 100) }, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := image.NewRGBA(image.Rect(0, 0, tt.w, tt.h))
+			for y := range tt.h {
+				for x := range tt.w {
+					v := tt.fill(x, y)
+					m.Set(x, y, color.RGBA{v, v, v, 255})
+				}
+			}
+			got := borderColour(m)
+			if want := (color.RGBA{tt.want, tt.want, tt.want, 255}); got != want {
+				t.Errorf("borderColour = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestSquareCanvas(t *testing.T) {
+	// 4 wide, 1 tall: three rows of padding, one above and two below.
+	m := image.NewRGBA(image.Rect(0, 0, 4, 1))
+	for x, v := range []uint8{0, 0, 0, 100} {
+		m.Set(x, 0, color.RGBA{v, v, v, 255})
+	}
+	sq := resizeCanvas(squareCanvas(m), 4, 4)
+	// The ring is all four pixels: 0,0,0,100 → median 0. The image sits on row 1.
+	if got := sq.RGBAAt(3, 1).R; got != 100 {
+		t.Errorf("image row: pixel 3 is %d, want 100", got)
+	}
+	for _, y := range []int{0, 2, 3} {
+		if got := sq.RGBAAt(3, y).R; got != 0 {
+			t.Errorf("padding row %d is %d, want 0", y, got)
+		}
+	}
+	// Tall: 1 wide, 4 tall, the odd pixel's column goes right.
+	m = image.NewRGBA(image.Rect(0, 0, 1, 4))
+	draw.Draw(m, m.Rect, &image.Uniform{color.RGBA{50, 50, 50, 255}}, image.Point{}, draw.Src)
+	c := squareCanvas(m)
+	if c.at != image.Pt(1, 0) || c.w != 4 || c.h != 4 || c.fill != [3]uint8{50, 50, 50} {
+		t.Errorf("canvas %+v, want the picture at (1,0) on a 4×4 fill of 50", c)
+	}
+}
+
+// The virtual canvas must resize exactly as the same canvas drawn out.
+func TestResizeCanvasMatchesDrawn(t *testing.T) {
+	pic := image.NewRGBA(image.Rect(0, 0, 37, 11))
+	for y := range 11 {
+		for x := range 37 {
+			pic.Set(x, y, color.RGBA{uint8(7 * x), uint8(23 * y), uint8(x * y), 255})
+		}
+	}
+	for _, tt := range []struct {
+		w, h, atX, atY, ow, oh int
+	}{
+		{37, 37, 0, 13, 224, 224}, // upscale
+		{37, 37, 0, 13, 9, 9},     // downscale
+		{50, 20, 6, 4, 17, 31},
+		{50, 20, 6, 4, 50, 7}, // one direction only
+		{40, 11, 3, 0, 40, 11},
+	} {
+		fill := [3]uint8{9, 200, 77}
+		c := canvas{pic: pic, at: image.Pt(tt.atX, tt.atY), w: tt.w, h: tt.h, fill: fill}
+		drawn := image.NewRGBA(image.Rect(0, 0, tt.w, tt.h))
+		draw.Draw(drawn, drawn.Rect, &image.Uniform{color.RGBA{fill[0], fill[1], fill[2], 255}}, image.Point{}, draw.Src)
+		draw.Draw(drawn, pic.Rect.Add(c.at), pic, image.Point{}, draw.Src)
+		got := resizeCanvas(c, tt.ow, tt.oh)
+		want := resizeCanvas(canvas{pic: drawn, w: tt.w, h: tt.h}, tt.ow, tt.oh)
+		if !bytes.Equal(got.Pix, want.Pix) {
+			t.Errorf("%+v: the virtual canvas resizes differently from the drawn one", tt)
+		}
+	}
+}
