@@ -170,8 +170,8 @@ func retryable(err error) bool {
 	if errors.As(err, &pe) {
 		switch {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources
-			strings.HasPrefix(pe.Code, "57P"), // operator intervention: shutdown
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources
+			strings.HasPrefix(pe.Code, "57P"),      // operator intervention: shutdown
 			pe.Code == "40001", pe.Code == "40P01": // serialisation failure, deadlock
 			return true
 		}

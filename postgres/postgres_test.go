@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/weftlabs/weft"
+	"github.com/weftlabs/weft/storetest"
 )
 
 // testURL returns the database the tests may use, skipping the test when
@@ -122,6 +123,11 @@ func newCatalog(t testing.TB, db *DB) weft.Catalog {
 		t.Fatalf("CreateCatalog: %v", err)
 	}
 	return c
+}
+
+func TestStoreContract(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T) weft.Store { return freshDB(t) })
 }
 
 func TestMigrateTwiceAndConcurrently(t *testing.T) {
