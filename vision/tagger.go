@@ -1,0 +1,181 @@
+package vision
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/weftlabs/weft"
+	"github.com/weftlabs/weft/onnx"
+)
+
+// EmbedBatch is how many images one tagger run takes; indexing batches the
+// same way.
+const EmbedBatch = 16
+
+// taggerMeta is tagger.json; types and colors are in the columns' order.
+type taggerMeta struct {
+	Input        string  `json:"input"`
+	Size         int     `json:"size"`
+	EmbeddingDim int     `json:"embedding_dim"`
+	Types        []label `json:"types"`
+	Colors       []label `json:"colors"`
+}
+
+type label struct {
+	Name   string `json:"name"`
+	Parent string `json:"parent"`
+}
+
+// The tagger's outputs, in the order Run returns them.
+var taggerOutputs = []string{"embedding", "type_probs", "color_probs"}
+
+// Tagger embeds images for search and tags them with garment types and
+// colours, all from one forward pass.
+type Tagger struct {
+	meta      taggerMeta
+	sess      *onnx.Session
+	threshold float64
+}
+
+// OpenTagger loads a tagger and its json description. Labels under
+// threshold are left out of Tag's answer, except the best type and the two
+// best colours.
+func OpenTagger(model, meta string, threshold float64, opts onnx.Options) (*Tagger, error) {
+	const op = "vision.OpenTagger"
+	var m taggerMeta
+	if err := readJSON(meta, &m); err != nil {
+		return nil, weft.E(op, err)
+	}
+	if m.Input == "" || m.Size <= 0 || m.EmbeddingDim <= 0 || len(m.Types) == 0 || len(m.Colors) < 2 {
+		return nil, weft.E(op, weft.Invalid, weft.Msgf("%s: input, size, embedding_dim, types and at least two colors are required", meta))
+	}
+	sess, err := onnx.Open(model, []string{m.Input}, taggerOutputs, opts)
+	if err != nil {
+		return nil, weft.E(op, err)
+	}
+	return &Tagger{meta: m, sess: sess, threshold: threshold}, nil
+}
+
+// Close releases the model.
+func (t *Tagger) Close() error { return t.sess.Close() }
+
+// Dim is the embedding length.
+func (t *Tagger) Dim() int { return t.meta.EmbeddingDim }
+
+// outputs is one run's results for n images.
+type outputs struct {
+	n                  int
+	emb, types, colors []float32
+}
+
+// run preprocesses imgs (in parallel: it costs about as much as the
+// network on small batches) and runs them as one batch.
+func (t *Tagger) run(ctx context.Context, imgs []image.Image) (outputs, error) {
+	S := t.meta.Size
+	per := 3 * S * S
+	x := make([]float32, len(imgs)*per)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(runtime.NumCPU(), len(imgs)) {
+		wg.Go(func() {
+			for i := range next {
+				TaggerInput(imgs[i], S, x[i*per:(i+1)*per])
+			}
+		})
+	}
+	for i := range imgs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out, err := t.sess.Run(ctx, onnx.Tensor{Shape: []int64{int64(len(imgs)), 3, int64(S), int64(S)}, Data: x})
+	if err != nil {
+		return outputs{}, err
+	}
+	n := len(imgs)
+	for i, want := range []int{t.meta.EmbeddingDim, len(t.meta.Types), len(t.meta.Colors)} {
+		if sh := out[i].Shape; len(sh) != 2 || sh[0] != int64(n) || sh[1] != int64(want) {
+			return outputs{}, weft.E(weft.Internal, fmt.Errorf("tagger output %s has shape %v, want [%d %d]", taggerOutputs[i], sh, n, want))
+		}
+	}
+	return outputs{n, out[0].Data, out[1].Data, out[2].Data}, nil
+}
+
+// Embed returns one unit-length vector per image, EmbedBatch images per run.
+func (t *Tagger) Embed(ctx context.Context, imgs []image.Image) ([][]float32, error) {
+	const op = "vision.Embed"
+	D := t.meta.EmbeddingDim
+	vecs := make([][]float32, 0, len(imgs))
+	for start := 0; start < len(imgs); start += EmbedBatch {
+		out, err := t.run(ctx, imgs[start:min(start+EmbedBatch, len(imgs))])
+		if err != nil {
+			return nil, weft.E(op, err)
+		}
+		for i := range out.n {
+			v := append([]float32(nil), out.emb[i*D:(i+1)*D]...)
+			// The graph normalises already; doing it again in float64
+			// keeps cosine distances exact for the index.
+			var ss float64
+			for _, f := range v {
+				ss += float64(f) * float64(f)
+			}
+			if ss == 0 || math.IsNaN(ss) || math.IsInf(ss, 0) {
+				return nil, weft.E(op, weft.Internal, fmt.Errorf("embedding of image %d has norm² %v", start+i, ss))
+			}
+			inv := 1 / math.Sqrt(ss)
+			for j := range v {
+				v[j] = float32(float64(v[j]) * inv)
+			}
+			vecs = append(vecs, v)
+		}
+	}
+	return vecs, nil
+}
+
+// Tag returns the image's garment types (type "shape", best first: those
+// over the threshold, at least one) then its colours (type "color", best
+// first: those over the threshold, at least two).
+func (t *Tagger) Tag(ctx context.Context, img image.Image) ([]weft.Label, error) {
+	out, err := t.run(ctx, []image.Image{img})
+	if err != nil {
+		return nil, weft.E("vision.Tag", err)
+	}
+	labels := pick("shape", t.meta.Types, out.types, 1, t.threshold)
+	return append(labels, pick("color", t.meta.Colors, out.colors, 2, t.threshold)...), nil
+}
+
+// pick returns the labels whose probability is at least threshold, best
+// first, and at least the best atLeast of them.
+func pick(typ string, names []label, probs []float32, atLeast int, threshold float64) []weft.Label {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	var out []weft.Label
+	for rank, i := range idx {
+		p := float64(probs[i])
+		if rank >= atLeast && p < threshold {
+			break
+		}
+		out = append(out, weft.Label{Confidence: p, Type: typ, Name: names[i].Name})
+	}
+	return out
+}
+
+// Labels lists every label the tagger can give: types, then colours.
+func (t *Tagger) Labels() []weft.LabelInfo {
+	var out []weft.LabelInfo
+	for _, l := range t.meta.Types {
+		out = append(out, weft.LabelInfo{Type: "shape", Name: l.Name, Parent: l.Parent})
+	}
+	for _, l := range t.meta.Colors {
+		out = append(out, weft.LabelInfo{Type: "color", Name: l.Name, Parent: l.Parent})
+	}
+	return out
+}
