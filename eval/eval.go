@@ -1,0 +1,469 @@
+// Package eval measures Weft's models through the code path the API uses
+// (vision.Decode, then Tag, Embed or Detect) on the held-out data: garment
+// type accuracy, colour family, visual search precision and detection mAP.
+package eval
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weftlabs/weft"
+	"github.com/weftlabs/weft/vision"
+)
+
+// Report is what `weft eval` prints.
+type Report struct {
+	// TypeAccuracy is the share of held-out clothing photos whose best
+	// shape label has the parent of their true type.
+	TypeAccuracy float64 `json:"type_top1_parent_accuracy"`
+	TypeImages   int     `json:"type_images"`
+	// ColorTop2 is the share of catalog photos whose colour family is the
+	// parent of one of their two best colour labels ("Multi" is skipped).
+	ColorTop2   float64 `json:"color_family_in_top2"`
+	ColorImages int     `json:"color_images"`
+	// SearchP10Type and SearchP10TypeColor are the mean precision@10 of
+	// leave-one-out search on the catalog: the share of the 10 nearest
+	// other photos of the same product type (the last word of the
+	// product's name), and of the same type and base colour.
+	SearchP10Type      float64 `json:"search_p10_type"`
+	SearchP10TypeColor float64 `json:"search_p10_type_color"`
+	SearchImages       int     `json:"search_images"`
+	// DetectMAP50 is the mean over garment families of the average
+	// precision at IoU 0.5 on the held-out street photos.
+	DetectMAP50  float64            `json:"detect_map50"`
+	DetectAP50   map[string]float64 `json:"detect_ap50"`
+	DetectImages int                `json:"detect_images"`
+	Seconds      float64            `json:"seconds"`
+}
+
+// lowThreshold lets detection evaluation see the whole precision-recall
+// curve, as mAP is defined; Detect alone stops at the served threshold.
+const lowThreshold = 0.001
+
+// Run evaluates v on the data under sharedDir and the splits under
+// modelsDir/splits.
+func Run(ctx context.Context, v weft.Vision, sharedDir, modelsDir string) (Report, error) {
+	start := time.Now()
+	var r Report
+	var err error
+	if r.TypeAccuracy, r.TypeImages, err = typeAccuracy(ctx, v, sharedDir, modelsDir); err != nil {
+		return r, fmt.Errorf("type accuracy: %w", err)
+	}
+	if r.ColorTop2, r.ColorImages, err = colorTop2(ctx, v, sharedDir); err != nil {
+		return r, fmt.Errorf("colour: %w", err)
+	}
+	if r.SearchP10Type, r.SearchP10TypeColor, r.SearchImages, err = searchPrecision(ctx, v, sharedDir); err != nil {
+		return r, fmt.Errorf("search: %w", err)
+	}
+	if r.DetectMAP50, r.DetectAP50, r.DetectImages, err = detectMAP(ctx, v, sharedDir, modelsDir); err != nil {
+		return r, fmt.Errorf("detection: %w", err)
+	}
+	r.Seconds = math.Round(time.Since(start).Seconds()*10) / 10
+	return r, nil
+}
+
+// readCSV returns a CSV file's rows as maps from its header's names.
+func readCSV(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%s: empty", path)
+	}
+	out := make([]map[string]string, 0, len(rows)-1)
+	for _, r := range rows[1:] {
+		m := make(map[string]string, len(r))
+		for i, k := range rows[0] {
+			if i < len(r) {
+				m[k] = r[i]
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func readLines(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+func decodeFile(path string) (image.Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := vision.Decode(f, vision.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+// parents maps each label name of one type to its parent.
+func parents(v weft.Vision, typ string) map[string]string {
+	m := map[string]string{}
+	for _, l := range v.Labels() {
+		if l.Type == typ {
+			m[l.Name] = l.Parent
+		}
+	}
+	return m
+}
+
+func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (float64, int, error) {
+	dir := filepath.Join(shared, "data", "clothing")
+	split, err := readLines(filepath.Join(models, "splits", "clothing_val.txt"))
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return 0, 0, err
+	}
+	truth := map[string]string{}
+	for _, r := range rows {
+		truth[r["image"]] = r["label"]
+	}
+	parent := parents(v, "shape")
+	parentOf := func(name string) string {
+		if p, ok := parent[name]; ok && p != "" {
+			return p
+		}
+		return name
+	}
+	right, n := 0, 0
+	for _, p := range split {
+		want, ok := truth[p]
+		if !ok {
+			return 0, 0, fmt.Errorf("%s is in the split but not in labels.csv", p)
+		}
+		img, err := decodeFile(filepath.Join(dir, p))
+		if err != nil {
+			return 0, 0, err
+		}
+		labels, err := v.Tag(ctx, img)
+		if err != nil {
+			return 0, 0, err
+		}
+		n++
+		for _, l := range labels {
+			if l.Type == "shape" {
+				if parentOf(l.Name) == parentOf(want) {
+					right++
+				}
+				break
+			}
+		}
+	}
+	return ratio(right, n), n, nil
+}
+
+// catalogFamily maps the catalog's baseColour to a colour family; it is
+// train/palette.py's CATALOG_FAMILY, which the tagger's colour parents use.
+// "Multi" has no family and is skipped.
+var catalogFamily = map[string]string{
+	"Black": "black", "White": "white", "Off White": "white",
+	"Grey": "grey", "Charcoal": "grey", "Grey Melange": "grey",
+	"Blue": "blue", "Navy Blue": "blue", "Teal": "blue", "Turquoise Blue": "blue",
+	"Red": "red", "Maroon": "red", "Burgundy": "red",
+	"Pink": "pink", "Magenta": "pink", "Rose": "pink",
+	"Purple": "purple", "Lavender": "purple", "Mauve": "purple",
+	"Green": "green", "Olive": "green", "Fluorescent Green": "green", "Lime Green": "green", "Sea Green": "green",
+	"Yellow": "yellow", "Mustard": "yellow",
+	"Orange": "orange", "Peach": "orange", "Rust": "orange",
+	"Brown": "brown", "Coffee Brown": "brown", "Tan": "brown", "Taupe": "brown", "Copper": "brown",
+	"Bronze": "brown", "Mushroom Brown": "brown",
+	"Beige": "beige", "Cream": "beige", "Khaki": "beige", "Nude": "beige", "Skin": "beige",
+	"Gold": "gold",
+	"Silver": "silver", "Steel": "silver", "Metallic": "silver",
+}
+
+func colorTop2(ctx context.Context, v weft.Vision, shared string) (float64, int, error) {
+	dir := filepath.Join(shared, "data", "catalog-val")
+	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return 0, 0, err
+	}
+	parent := parents(v, "color")
+	right, n := 0, 0
+	for _, r := range rows {
+		fam, ok := catalogFamily[r["baseColour"]]
+		if !ok {
+			continue
+		}
+		img, err := decodeFile(filepath.Join(dir, r["path"]))
+		if err != nil {
+			return 0, 0, err
+		}
+		labels, err := v.Tag(ctx, img)
+		if err != nil {
+			return 0, 0, err
+		}
+		n++
+		seen := 0
+		for _, l := range labels {
+			if l.Type != "color" {
+				continue
+			}
+			if parent[l.Name] == fam {
+				right++
+				break
+			}
+			if seen++; seen == 2 {
+				break
+			}
+		}
+	}
+	return ratio(right, n), n, nil
+}
+
+func searchPrecision(ctx context.Context, v weft.Vision, shared string) (float64, float64, int, error) {
+	dir := filepath.Join(shared, "data", "catalog-val")
+	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var vecs [][]float32
+	var kinds, colours []string
+	for start := 0; start < len(rows); start += vision.EmbedBatch {
+		var imgs []image.Image
+		for _, r := range rows[start:min(start+vision.EmbedBatch, len(rows))] {
+			img, err := decodeFile(filepath.Join(dir, r["path"]))
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			imgs = append(imgs, img)
+			name := strings.Fields(r["productDisplayName"])
+			kind := ""
+			if len(name) > 0 {
+				kind = strings.ToLower(name[len(name)-1])
+			}
+			kinds = append(kinds, kind)
+			colours = append(colours, r["baseColour"])
+		}
+		vs, err := v.Embed(ctx, imgs)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		vecs = append(vecs, vs...)
+	}
+	pType, pBoth := precisionAt(vecs, 10, func(q, h int) (bool, bool) {
+		same := kinds[q] == kinds[h]
+		return same, same && colours[q] == colours[h]
+	})
+	return pType, pBoth, len(vecs), nil
+}
+
+// precisionAt runs leave-one-out exact search (unit vectors, cosine) and
+// returns the mean share of each query's k nearest others that rel calls
+// relevant, by each of its two relevance judgments.
+func precisionAt(vecs [][]float32, k int, rel func(q, hit int) (bool, bool)) (float64, float64) {
+	if len(vecs) < 2 {
+		return 0, 0
+	}
+	var sumA, sumB float64
+	sims := make([]float64, len(vecs))
+	idx := make([]int, len(vecs))
+	for q := range vecs {
+		for i, v := range vecs {
+			var dot float64
+			for j := range v {
+				dot += float64(v[j]) * float64(vecs[q][j])
+			}
+			sims[i] = dot
+			idx[i] = i
+		}
+		sims[q] = math.Inf(-1)
+		sort.SliceStable(idx, func(a, b int) bool { return sims[idx[a]] > sims[idx[b]] })
+		kk := min(k, len(vecs)-1)
+		a, b := 0, 0
+		for _, h := range idx[:kk] {
+			ra, rb := rel(q, h)
+			if ra {
+				a++
+			}
+			if rb {
+				b++
+			}
+		}
+		sumA += float64(a) / float64(kk)
+		sumB += float64(b) / float64(kk)
+	}
+	n := float64(len(vecs))
+	return sumA / n, sumB / n
+}
+
+type detection struct {
+	score float64
+	image string
+	box   [4]float64
+}
+
+// minDetector is a weft.Vision whose detector takes a score threshold.
+type minDetector interface {
+	DetectMin(ctx context.Context, img image.Image, minScore float64) ([]weft.Box, error)
+}
+
+func detectMAP(ctx context.Context, v weft.Vision, shared, models string) (float64, map[string]float64, int, error) {
+	dir := filepath.Join(shared, "data", "street")
+	split, err := readLines(filepath.Join(models, "splits", "street_val.txt"))
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	rows, err := readCSV(filepath.Join(dir, "boxes.csv"))
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	// boxes.csv's corners are inclusive pixels; the detector's are edges.
+	truth := map[string]map[string][][4]float64{} // image → family → boxes
+	for _, r := range rows {
+		var b [4]float64
+		for i, k := range []string{"x0", "y0", "x1", "y1"} {
+			f, err := strconv.ParseFloat(r[k], 64)
+			if err != nil {
+				return 0, nil, 0, fmt.Errorf("boxes.csv: %s = %q", k, r[k])
+			}
+			b[i] = f
+		}
+		b[2]++
+		b[3]++
+		if truth[r["image"]] == nil {
+			truth[r["image"]] = map[string][][4]float64{}
+		}
+		truth[r["image"]][r["family"]] = append(truth[r["image"]][r["family"]], b)
+	}
+	detect := v.Detect
+	if md, ok := v.(minDetector); ok {
+		detect = func(ctx context.Context, img image.Image) ([]weft.Box, error) { return md.DetectMin(ctx, img, lowThreshold) }
+	}
+	dets := map[string][]detection{}
+	for _, p := range split {
+		img, err := decodeFile(filepath.Join(dir, p))
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		boxes, err := detect(ctx, img)
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		for _, b := range boxes {
+			fam, _, _ := strings.Cut(b.Category, "-")
+			dets[fam] = append(dets[fam], detection{b.Score, p, [4]float64{
+				float64(b.BBox[0]), float64(b.BBox[1]), float64(b.BBox[2]), float64(b.BBox[3])}})
+		}
+	}
+	aps := map[string]float64{}
+	var sum float64
+	for fam := range familiesOf(truth, split) {
+		gt := map[string][][4]float64{}
+		for _, p := range split {
+			gt[p] = truth[p][fam]
+		}
+		aps[fam] = averagePrecision(dets[fam], gt, 0.5)
+		sum += aps[fam]
+	}
+	if len(aps) == 0 {
+		return 0, aps, len(split), nil
+	}
+	return sum / float64(len(aps)), aps, len(split), nil
+}
+
+func familiesOf(truth map[string]map[string][][4]float64, split []string) map[string]bool {
+	fams := map[string]bool{}
+	for _, p := range split {
+		for f, bs := range truth[p] {
+			if len(bs) > 0 {
+				fams[f] = true
+			}
+		}
+	}
+	return fams
+}
+
+// averagePrecision is VOC's all-point interpolated AP of one family's
+// detections against its ground truth, each truth box matched at most once.
+func averagePrecision(dets []detection, gt map[string][][4]float64, minIoU float64) float64 {
+	npos := 0
+	used := map[string][]bool{}
+	for im, bs := range gt {
+		npos += len(bs)
+		used[im] = make([]bool, len(bs))
+	}
+	if npos == 0 {
+		return 0
+	}
+	ds := append([]detection(nil), dets...)
+	sort.SliceStable(ds, func(i, j int) bool { return ds[i].score > ds[j].score })
+	tp := 0
+	var recall, precision []float64
+	for i, d := range ds {
+		best, bestIoU := -1, 0.0
+		for j, g := range gt[d.image] {
+			if o := iou(d.box, g); o > bestIoU {
+				best, bestIoU = j, o
+			}
+		}
+		if best >= 0 && bestIoU >= minIoU && !used[d.image][best] {
+			used[d.image][best] = true
+			tp++
+		}
+		recall = append(recall, float64(tp)/float64(npos))
+		precision = append(precision, float64(tp)/float64(i+1))
+	}
+	r := append(append([]float64{0}, recall...), 1)
+	p := append(append([]float64{0}, precision...), 0)
+	for i := len(p) - 2; i >= 0; i-- {
+		p[i] = max(p[i], p[i+1])
+	}
+	var ap float64
+	for i := 1; i < len(r); i++ {
+		if r[i] != r[i-1] {
+			ap += (r[i] - r[i-1]) * p[i]
+		}
+	}
+	return ap
+}
+
+func iou(a, b [4]float64) float64 {
+	iw := min(a[2], b[2]) - max(a[0], b[0])
+	ih := min(a[3], b[3]) - max(a[1], b[1])
+	if iw <= 0 || ih <= 0 {
+		return 0
+	}
+	inter := iw * ih
+	return inter / ((a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - inter)
+}
+
+func ratio(a, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(a) / float64(n)
+}
+
