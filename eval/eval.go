@@ -200,7 +200,7 @@ var catalogFamily = map[string]string{
 	"Brown": "brown", "Coffee Brown": "brown", "Tan": "brown", "Taupe": "brown", "Copper": "brown",
 	"Bronze": "brown", "Mushroom Brown": "brown",
 	"Beige": "beige", "Cream": "beige", "Khaki": "beige", "Nude": "beige", "Skin": "beige",
-	"Gold": "gold",
+	"Gold":   "gold",
 	"Silver": "silver", "Steel": "silver", "Metallic": "silver",
 }
 
@@ -360,7 +360,9 @@ func detectMAP(ctx context.Context, v weft.Vision, shared, models string) (float
 	}
 	detect := v.Detect
 	if md, ok := v.(minDetector); ok {
-		detect = func(ctx context.Context, img image.Image) ([]weft.Box, error) { return md.DetectMin(ctx, img, lowThreshold) }
+		detect = func(ctx context.Context, img image.Image) ([]weft.Box, error) {
+			return md.DetectMin(ctx, img, lowThreshold)
+		}
 	}
 	dets := map[string][]detection{}
 	for _, p := range split {
@@ -466,4 +468,3 @@ func ratio(a, n int) float64 {
 	}
 	return float64(a) / float64(n)
 }
-
