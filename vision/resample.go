@@ -154,20 +154,26 @@ func resizeCanvas(c canvas, ow, oh int) *image.RGBA {
 	}
 	k := bilinearKernel(c.h, oh)
 	row := make([]uint8, 3*ow)
+	acc := make([]int64, 3*ow)
 	for yy := range oh {
 		var fillW int64
-		lo := max(k.first[yy]-c.at.Y, 0)
-		hi := min(k.first[yy]+len(k.w[yy])-c.at.Y, ph)
 		for i, w := range k.w[yy] {
 			if y := k.first[yy] + i - c.at.Y; y < 0 || y >= ph {
 				fillW += w
 			}
 		}
-		for x := range 3 * ow {
-			s := 1<<(precisionBits-1) + int64(fillRow[x])*fillW
-			for y := lo; y < hi; y++ {
-				s += int64(rows[y][x]) * k.w[yy][y+c.at.Y-k.first[yy]]
+		for x := range acc {
+			acc[x] = 1<<(precisionBits-1) + int64(fillRow[x])*fillW
+		}
+		lo := max(k.first[yy]-c.at.Y, 0)
+		hi := min(k.first[yy]+len(k.w[yy])-c.at.Y, ph)
+		for y := lo; y < hi; y++ {
+			w := k.w[yy][y+c.at.Y-k.first[yy]]
+			for x, v := range rows[y] {
+				acc[x] += int64(v) * w
 			}
+		}
+		for x, s := range acc {
 			row[x] = clip8(s)
 		}
 		setRow(out, yy, row)

@@ -1,0 +1,267 @@
+package vision
+
+import (
+	"context"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/weftlabs/weft"
+)
+
+const modelsDir = "../models"
+
+// openModels loads the committed models; tests skip while they are absent.
+func openModels(t testing.TB) *Models {
+	t.Helper()
+	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
+		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
+			t.Skipf("no models/%s", f)
+		}
+	}
+	initORT(t)
+	m, err := Open(modelsDir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func catalogPhoto(t testing.TB, name string) image.Image {
+	return decodeFile(t, filepath.Join(shared, "data/catalog-val/images", name))
+}
+
+func TestEmbed(t *testing.T) {
+	m := openModels(t)
+	if m.Dim() != weft.EmbeddingDim {
+		t.Fatalf("Dim() = %d", m.Dim())
+	}
+	// 18 images: one full batch and a short one.
+	names := []string{"10003.jpg", "10414.jpg", "10848.jpg"}
+	var imgs []image.Image
+	for i := range 18 {
+		imgs = append(imgs, catalogPhoto(t, names[i%3]))
+	}
+	vecs, err := m.Embed(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vecs) != len(imgs) {
+		t.Fatalf("%d vectors for %d images", len(vecs), len(imgs))
+	}
+	for i, v := range vecs {
+		if len(v) != weft.EmbeddingDim {
+			t.Fatalf("vector %d has %d dimensions", i, len(v))
+		}
+		var ss float64
+		for _, f := range v {
+			ss += float64(f) * float64(f)
+		}
+		if math.Abs(ss-1) > 1e-5 {
+			t.Errorf("vector %d has norm² %v", i, ss)
+		}
+		// The same photo embeds the same in any batch position.
+		if d := dist(v, vecs[i%3]); d > 1e-4 {
+			t.Errorf("image %d: distance %v from its first embedding", i, d)
+		}
+	}
+	// Two T-shirts are closer to each other than to their mirror images'
+	// strangers: at least, different photos embed differently.
+	if dist(vecs[0], vecs[1]) < 1e-3 {
+		t.Errorf("different photos embed alike")
+	}
+	if _, err := m.Embed(context.Background(), nil); err != nil {
+		t.Errorf("no images: %v", err)
+	}
+}
+
+func dist(a, b []float32) float64 {
+	var dot float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+	}
+	return 1 - dot
+}
+
+func TestTag(t *testing.T) {
+	m := openModels(t)
+	known := map[string]weft.LabelInfo{}
+	for _, l := range m.Labels() {
+		known[l.Type+"/"+l.Name] = l
+	}
+	if len(known) != len(m.Labels()) {
+		t.Errorf("Labels() repeats names")
+	}
+	for _, name := range []string{"10003.jpg", "10414.jpg"} {
+		labels, err := m.Tag(context.Background(), catalogPhoto(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shapes, colors int
+		for i, l := range labels {
+			if _, ok := known[l.Type+"/"+l.Name]; !ok {
+				t.Errorf("%s: label %+v is not in Labels()", name, l)
+			}
+			if l.Confidence < 0 || l.Confidence > 1 {
+				t.Errorf("%s: confidence %v", name, l.Confidence)
+			}
+			if i > 0 && labels[i-1].Type == l.Type && labels[i-1].Confidence < l.Confidence {
+				t.Errorf("%s: %s labels not sorted", name, l.Type)
+			}
+			switch l.Type {
+			case "shape":
+				if colors > 0 {
+					t.Errorf("%s: shapes must come before colours", name)
+				}
+				shapes++
+			case "color":
+				colors++
+			default:
+				t.Errorf("%s: type %q", name, l.Type)
+			}
+		}
+		if shapes < 1 || colors < 2 {
+			t.Errorf("%s: %d shape and %d colour labels, want ≥1 and ≥2", name, shapes, colors)
+		}
+	}
+}
+
+func TestPick(t *testing.T) {
+	names := []label{{"a", "x"}, {"b", "x"}, {"c", "y"}, {"d", "y"}}
+	tests := []struct {
+		probs   []float32
+		atLeast int
+		want    []string
+	}{
+		{[]float32{0.1, 0.6, 0.2, 0.1}, 1, []string{"b"}},
+		{[]float32{0.1, 0.1, 0.1, 0.1}, 2, []string{"a", "b"}},
+		{[]float32{0.35, 0.05, 0.3, 0.3}, 1, []string{"a", "c", "d"}},
+		{[]float32{0.29, 0.01, 0.3, 0.4}, 1, []string{"d", "c"}},
+	}
+	for _, tt := range tests {
+		got := pick("shape", names, tt.probs, tt.atLeast, 0.3)
+		var names []string
+		for _, l := range got {
+			names = append(names, l.Name)
+		}
+		if len(names) != len(tt.want) {
+			t.Errorf("%v: %v, want %v", tt.probs, names, tt.want)
+			continue
+		}
+		for i := range names {
+			if names[i] != tt.want[i] {
+				t.Errorf("%v: %v, want %v", tt.probs, names, tt.want)
+			}
+		}
+	}
+}
+
+func TestDetectModel(t *testing.T) {
+	m := openModels(t)
+	img := decodeFile(t, shared+"/data/street/images/0001.jpg")
+	boxes, err := m.Detect(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(boxes) == 0 {
+		t.Fatal("no garment found on a street photo")
+	}
+	cats := map[string]bool{}
+	for _, c := range m.Categories() {
+		cats[c] = true
+	}
+	for _, b := range boxes {
+		if !cats[b.Category] {
+			t.Errorf("category %q is not the model's", b.Category)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	initORT(t)
+	dir := t.TempDir()
+	if _, err := Open(dir, Options{}); weft.KindOf(err) != weft.Unavailable {
+		t.Errorf("empty dir: %v, want kind unavailable", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tagger.json"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, Options{}); weft.KindOf(err) != weft.Invalid {
+		t.Errorf("bad json: %v, want kind invalid", err)
+	}
+}
+
+func benchImages(b *testing.B) []image.Image {
+	var imgs []image.Image
+	for _, p := range []string{"clothing/images/00003aeb-ace5-43bf-9a0c-dc31a03e9cd2.jpg", "catalog-val/images/10003.jpg",
+		"clothing/images/003f4cab-7214-4770-b727-3400d4508741.jpg", "street/images/0001.jpg"} {
+		imgs = append(imgs, decodeFile(b, filepath.Join(shared, "data", p)))
+	}
+	return imgs
+}
+
+func BenchmarkTag(b *testing.B) {
+	m := openModels(b)
+	imgs := benchImages(b)
+	i := 0
+	for b.Loop() {
+		if _, err := m.Tag(context.Background(), imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkDetect(b *testing.B) {
+	m := openModels(b)
+	imgs := benchImages(b)
+	i := 0
+	for b.Loop() {
+		if _, err := m.Detect(context.Background(), imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkEmbedBatch16(b *testing.B) {
+	m := openModels(b)
+	imgs := benchImages(b)
+	batch := make([]image.Image, EmbedBatch)
+	for i := range batch {
+		batch[i] = imgs[i%len(imgs)]
+	}
+	for b.Loop() {
+		if _, err := m.Embed(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(EmbedBatch*b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkDetectCOCO times the detector's layout on the pretrained
+// YOLOX-Nano while the trained one is absent.
+func BenchmarkDetectCOCO(b *testing.B) {
+	d := openCOCO(b)
+	imgs := benchImages(b)
+	i := 0
+	for b.Loop() {
+		if _, err := d.Detect(context.Background(), imgs[i%len(imgs)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkTaggerInput(b *testing.B) {
+	imgs := benchImages(b)
+	dst := make([]float32, 3*224*224)
+	i := 0
+	for b.Loop() {
+		TaggerInput(imgs[i%len(imgs)], 224, dst)
+		i++
+	}
+}
