@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/weftlabs/weft"
 )
@@ -135,20 +136,77 @@ func droppedLine(n int) string {
 	return fmt.Sprintf("... %d more error lines dropped.", n)
 }
 
+// DeleteCatalog removes the catalog, its jobs and error lines in one
+// transaction, then its images in short ones (see purge).
 func (db *DB) DeleteCatalog(ctx context.Context, keyID int64, id string) error {
 	const op = "sqlite.DeleteCatalog"
-	return db.write(ctx, op, func(tx *sql.Tx) error {
-		// Images, error lines and jobs go by ON DELETE CASCADE.
+	err := db.write(ctx, op, func(tx *sql.Tx) error {
+		// Jobs and error lines go by ON DELETE CASCADE.
 		res, err := tx.ExecContext(ctx, `DELETE FROM catalogs WHERE id = ? AND key_id = ?`, id, keyID)
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
-		if err == nil && n == 0 {
-			err = catalogNotFound(op, id)
+		if err != nil {
+			return err
 		}
+		if n == 0 {
+			return catalogNotFound(op, id)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO purge (catalog_id) VALUES (?) ON CONFLICT DO NOTHING`, id)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	// The catalog is gone for every caller already; a client hanging up
+	// must not leave its images behind.
+	return db.purge(context.WithoutCancel(ctx))
+}
+
+// purgeBatch bounds the images one purge transaction deletes, so that other
+// writers wait for it a fraction of a second, not the length of the purge.
+const purgeBatch = 5000
+
+// purgePause separates purge transactions. Writers of this process are
+// handed the connection as soon as it is free, but those of another
+// process poll for SQLite's lock (every 100 ms at worst) and need a gap to
+// find it free.
+const purgePause = 10 * time.Millisecond
+
+// purge deletes the images of every catalog listed in purge, including
+// any that a crash cut short.
+func (db *DB) purge(ctx context.Context) error {
+	const op = "sqlite.purge"
+	for {
+		done := false
+		err := db.write(ctx, op, func(tx *sql.Tx) error {
+			var id string
+			err := tx.QueryRowContext(ctx, `SELECT catalog_id FROM purge LIMIT 1`).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				done = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM images WHERE rowid IN
+				(SELECT rowid FROM images WHERE catalog_id = ? LIMIT ?)`, id, purgeBatch)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil || n == purgeBatch {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `DELETE FROM purge WHERE catalog_id = ?`, id)
+			return err
+		})
+		if err != nil || done {
+			return err
+		}
+		time.Sleep(purgePause)
+	}
 }
 
 func (db *DB) SetCatalogStatus(ctx context.Context, keyID int64, id string, status weft.CatalogStatus, from ...weft.CatalogStatus) error {

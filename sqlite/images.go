@@ -104,6 +104,10 @@ type urlState struct {
 // storedStates reads the url and state of the stored images among rows.
 func storedStates(ctx context.Context, tx *sql.Tx, catalogID string, rows []weft.Image) (map[string]urlState, error) {
 	m := make(map[string]urlState, len(rows))
+	query := func(n int) string {
+		return `SELECT iid, url, state FROM images WHERE catalog_id = ? AND iid IN (` + placeholders(n) + `)`
+	}
+	var full *sql.Stmt
 	for start := 0; start < len(rows); start += chunk {
 		part := rows[start:min(start+chunk, len(rows))]
 		args := make([]any, 0, 1+len(part))
@@ -111,8 +115,19 @@ func storedStates(ctx context.Context, tx *sql.Tx, catalogID string, rows []weft
 		for _, r := range part {
 			args = append(args, r.IID)
 		}
-		q, err := tx.QueryContext(ctx, `SELECT iid, url, state FROM images
-			WHERE catalog_id = ? AND iid IN (`+placeholders(len(part))+`)`, args...)
+		var q *sql.Rows
+		var err error
+		if len(part) == chunk {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, query(chunk)); err != nil {
+					return nil, err
+				}
+				defer full.Close()
+			}
+			q, err = full.QueryContext(ctx, args...)
+		} else {
+			q, err = tx.QueryContext(ctx, query(len(part)), args...)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -160,6 +175,10 @@ func metadataArg(m []byte) any {
 	return m
 }
 
+// catalogLives hides the images of a deleted catalog that purge has not
+// reached yet; its one argument is the catalog id.
+const catalogLives = `EXISTS (SELECT 1 FROM catalogs WHERE id = ?)`
+
 const imageColumns = `catalog_id, iid, url, metadata, state, vector, line`
 
 func scanImage(s interface{ Scan(...any) error }) (weft.Image, error) {
@@ -184,8 +203,9 @@ func scanImage(s interface{ Scan(...any) error }) (weft.Image, error) {
 func (db *DB) PendingImages(ctx context.Context, catalogID string, after string, limit int) ([]weft.Image, error) {
 	const op = "sqlite.PendingImages"
 	rows, err := db.r.QueryContext(ctx, `SELECT `+imageColumns+` FROM images
-		WHERE catalog_id = ? AND state = 'pending' AND iid > ? ORDER BY iid LIMIT ?`,
-		catalogID, after, limit)
+		WHERE catalog_id = ? AND state = 'pending' AND iid > ? AND `+catalogLives+`
+		ORDER BY iid LIMIT ?`,
+		catalogID, after, catalogID, limit)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -366,7 +386,8 @@ func (db *DB) Vectors(ctx context.Context, catalogID string, fn func(weft.Vector
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT iid, vector FROM images
-		WHERE catalog_id = ? AND state = 'indexed' ORDER BY iid`, catalogID)
+		WHERE catalog_id = ? AND state = 'indexed' AND `+catalogLives+`
+		ORDER BY iid`, catalogID, catalogID)
 	if err != nil {
 		return wrap(op, err)
 	}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) weft.Store) {
 		{"ErrorLogBound", testErrorLogBound},
 		{"StartIndex", testStartIndex},
 		{"ClaimLease", testClaimLease},
+		{"ParkJob", testParkJob},
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"SaveVectorsOnce", testSaveVectorsOnce},
 		{"FailImages", testFailImages},
@@ -712,6 +713,39 @@ func testClaimLease(t *testing.T, s weft.Store) {
 		t.Errorf("QueueDepth = %d after both jobs finished, want 0", d)
 	}
 	wantKind(t, "FinishJob of an unknown job", s.FinishJob(ctx, j1.ID+1000, weft.JobDone, weft.StatusReady), weft.NotFound)
+}
+
+// testParkJob puts a running job back in the queue, as a node shutting
+// down does: it is claimable at once, long before its lease would end.
+func testParkJob(t *testing.T, s weft.Store) {
+	ctx := t.Context()
+	k := newKey(t, s, "k")
+	c := newCatalog(t, s, k.ID, "c")
+	j, err := s.StartIndex(ctx, k.ID, c.ID)
+	ok(t, err)
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, found, err := s.ClaimJob(ctx, "w1", t0, time.Hour); err != nil || !found {
+		t.Fatalf("ClaimJob = %v, %v", found, err)
+	}
+	ok(t, s.FinishJob(ctx, j.ID, weft.JobQueued, weft.StatusIndexing))
+	if st := catalog(t, s, k.ID, c.ID).Status; st != weft.StatusIndexing {
+		t.Errorf("status %q after parking, want %q", st, weft.StatusIndexing)
+	}
+	if d, _ := s.QueueDepth(ctx); d != 1 {
+		t.Errorf("QueueDepth = %d with a parked job, want 1", d)
+	}
+	parked, err := s.StartIndex(ctx, k.ID, c.ID)
+	ok(t, err)
+	if parked.ID != j.ID || parked.State != weft.JobQueued {
+		t.Errorf("StartIndex with a parked job = %+v, want queued job %d", parked, j.ID)
+	}
+	wantKind(t, "RenewJob of a parked job", s.RenewJob(ctx, j.ID, "w1", t0.Add(2*time.Hour)), weft.Conflict)
+
+	again, found, err := s.ClaimJob(ctx, "w2", t0.Add(time.Minute), time.Hour)
+	ok(t, err)
+	if !found || again.ID != j.ID || again.Worker != "w2" || again.Attempts != 2 {
+		t.Errorf("claim of the parked job = %+v, %v; want job %d for w2, attempt 2", again, found, j.ID)
+	}
 }
 
 // testConcurrentClaims races claimers: every job goes to exactly one.
