@@ -33,16 +33,21 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if apiKey == "" || secret == "" {
 		return weft.E(op, weft.Invalid, weft.Msgf("api_key and api_secret are required: send both, as form fields, JSON or query parameters."))
 	}
+	// The token lives ttl from a moment after issued: counting from issued
+	// to the answer under-states its life, never over-states it (86399 on
+	// the page for a day).
+	issued := time.Now()
 	tok, ttl, err := s.cfg.Auth.IssueToken(r.Context(), apiKey, secret)
 	if err != nil {
 		return err
 	}
+	left := ttl - time.Since(issued)
 	writeJSON(w, http.StatusOK, struct {
 		Status      status `json:"status"`
 		AccessToken string `json:"access_token"`
 		TokenType   string `json:"token_type"`
 		ExpiresIn   int64  `json:"expires_in_seconds"`
-	}{statusOK, tok, "bearer", int64(ttl / time.Second)})
+	}{statusOK, tok, "bearer", int64(left / time.Second)})
 	return nil
 }
 
@@ -373,7 +378,7 @@ func (s *Server) queryImage(ctx context.Context, p params) (image.Image, error) 
 			return nil, err
 		}
 		if int64(len(data)) > s.cfg.MaxImageBytes {
-			return nil, weft.E(op, weft.TooLarge, weft.Msgf("Image over the limit of %s.", size(s.cfg.MaxImageBytes)))
+			return nil, weft.E(op, weft.TooLarge, weft.Msgf("Image at the URL over the limit of %s: send a smaller one.", size(s.cfg.MaxImageBytes)))
 		}
 	}
 	if len(data) == 0 {

@@ -17,6 +17,8 @@ import (
 // all together.
 const maxFieldBytes = 1 << 20
 
+const paramsFix = "send shorter values (an image goes as the multipart file \"image\")"
+
 // params are a request's parameters wherever the client put them: the
 // query string (curl's GET), a form-urlencoded body (curl -d), a multipart
 // body (curl -F) or a JSON object.
@@ -69,7 +71,7 @@ func readParams(r *http.Request, maxImage int64) (params, error) {
 
 func (p *params) readForm(body io.Reader) error {
 	const op = "http.readForm"
-	b, err := readLimited(op, body, maxFieldBytes, "Parameters")
+	b, err := readLimited(op, body, maxFieldBytes, "Parameters", paramsFix)
 	if err != nil {
 		return err
 	}
@@ -85,7 +87,7 @@ func (p *params) readForm(body io.Reader) error {
 
 func (p *params) readJSON(body io.Reader) error {
 	const op = "http.readJSON"
-	b, err := readLimited(op, body, maxFieldBytes, "Parameters")
+	b, err := readLimited(op, body, maxFieldBytes, "Parameters", paramsFix)
 	if err != nil {
 		return err
 	}
@@ -139,14 +141,14 @@ func (p *params) readMultipart(r *http.Request, maxImage int64) error {
 		name := part.FormName()
 		switch {
 		case name == "image":
-			b, err := readLimited(op, part, maxImage, "Image")
+			b, err := readLimited(op, part, maxImage, "Image", "send a smaller image")
 			if err != nil {
 				return err
 			}
 			p.image = b
 		case name == "" || part.FileName() != "":
 		default:
-			b, err := readLimited(op, part, left, "Parameters")
+			b, err := readLimited(op, part, left, "Parameters", paramsFix)
 			if err != nil {
 				return err
 			}
@@ -156,14 +158,15 @@ func (p *params) readMultipart(r *http.Request, maxImage int64) error {
 	}
 }
 
-// readLimited reads all of r, refusing more than limit bytes of what (413).
-func readLimited(op string, r io.Reader, limit int64, what string) ([]byte, error) {
+// readLimited reads all of r, refusing more than limit bytes (413): what
+// is over the limit, fix what to do about it.
+func readLimited(op string, r io.Reader, limit int64, what, fix string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, bodyError(op, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, weft.E(op, weft.TooLarge, weft.Msgf("%s over the limit of %s.", what, size(limit)))
+		return nil, weft.E(op, weft.TooLarge, weft.Msgf("%s over the limit of %s: %s.", what, size(limit), fix))
 	}
 	return b, nil
 }

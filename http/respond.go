@@ -172,7 +172,7 @@ func splitMonth(s string) (year, month int, ok bool) {
 func bodyError(op string, err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return weft.E(op, weft.TooLarge, weft.Msgf("Request body over the limit of %s.", size(mbe.Limit)), err)
+		return weft.E(op, weft.TooLarge, weft.Msgf("Request body over the limit of %s: send a smaller one.", size(mbe.Limit)), err)
 	}
 	if weft.KindOf(err) != weft.Internal {
 		return err
@@ -183,7 +183,7 @@ func bodyError(op string, err error) error {
 // size writes a byte count the way limits are set: "32 MiB", "8 GiB".
 func size(n int64) string {
 	for _, u := range []struct {
-		unit  int64
+		unit int64
 		name string
 	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
 		if n >= u.unit && n%u.unit == 0 {
