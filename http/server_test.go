@@ -29,6 +29,7 @@ import (
 	weftttp "github.com/weftlabs/weft/http"
 	"github.com/weftlabs/weft/index"
 	"github.com/weftlabs/weft/metrics"
+	"github.com/weftlabs/weft/onnx"
 	"github.com/weftlabs/weft/sqlite"
 	"github.com/weftlabs/weft/vision"
 	"github.com/weftlabs/weft/worker"
@@ -99,9 +100,44 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-// openVision returns the real models, or nil when they are not built yet;
-// tests that need them skip then.
-func openVision(t *testing.T) weft.Vision { return nil }
+// modelsDir holds the committed models; tests that need them skip while
+// they are absent.
+const modelsDir = "../models"
+
+var (
+	visionOnce   sync.Once
+	sharedVision *vision.Models
+	visionErr    error
+)
+
+// openVision returns the real models, loaded once for all tests, or nil
+// when they are not built yet.
+func openVision(t *testing.T) weft.Vision {
+	t.Helper()
+	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
+		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
+			return nil
+		}
+	}
+	visionOnce.Do(func() {
+		if visionErr = onnx.Init(""); visionErr == nil {
+			sharedVision, visionErr = vision.Open(modelsDir, vision.Options{})
+		}
+	})
+	if visionErr != nil {
+		t.Fatalf("loading the models: %v", visionErr)
+	}
+	return sharedVision
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if sharedVision != nil {
+		sharedVision.Close()
+	}
+	os.Exit(code)
+}
 
 func (e *env) needVision(t *testing.T) {
 	t.Helper()
