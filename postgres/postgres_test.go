@@ -220,6 +220,32 @@ func TestClaimersOnTwoPoolsNeverShareAJob(t *testing.T) {
 	}
 }
 
+func TestStartIndexOnTwoNodesMakesOneJob(t *testing.T) {
+	u := freshSchema(t)
+	dbs := []*DB{open(t, u), open(t, u)}
+	c := newCatalog(t, dbs[0])
+	ids := make([]int64, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			j, err := dbs[i%2].StartIndex(context.Background(), c.KeyID, c.ID)
+			if err != nil {
+				t.Errorf("StartIndex: %v", err)
+			}
+			ids[i] = j.ID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("StartIndex %d returned job %d, StartIndex 0 job %d", i, id, ids[0])
+		}
+	}
+	if n, err := dbs[1].QueueDepth(context.Background()); err != nil || n != 1 {
+		t.Errorf("QueueDepth = %d, %v; want 1", n, err)
+	}
+}
+
 func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	u := freshSchema(t)
 	a, b := open(t, u), open(t, u)
@@ -478,5 +504,30 @@ func TestSearchOtherCases(t *testing.T) {
 	}
 	if _, err := db.Search(ctx, c.ID, q[:3], 10); weft.KindOf(err) != weft.Invalid {
 		t.Errorf("short query: %v, want Invalid", err)
+	}
+}
+
+// BenchmarkSearch times both paths of Search on one catalog of exactUpTo
+// vectors, the size at which Search switches from one to the other.
+func BenchmarkSearch(b *testing.B) {
+	db := hnswDB(b, nil)
+	r := mrand.New(mrand.NewPCG(5, 6))
+	c := newCatalog(b, db)
+	fill(b, db, c, clustered(r, exactUpTo))
+	queries := clustered(r, 64)
+	for _, bc := range []struct {
+		name      string
+		exactUpTo int
+	}{{"exact", exactUpTo}, {"hnsw", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			db.exactUpTo = bc.exactUpTo
+			i := 0
+			for b.Loop() {
+				if _, err := db.Search(context.Background(), c.ID, queries[i%len(queries)], 50); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
 	}
 }
