@@ -485,3 +485,17 @@ func TestObservability(t *testing.T) {
 		t.Errorf("no request log line with route, status, duration, key id and cause:\n%s", logs)
 	}
 }
+
+// TestPanicAnswers500: a server missing its models panics on /v0/labels;
+// the client still gets the envelope, the log the cause.
+func TestPanicAnswers500(t *testing.T) {
+	e := newEnv(t, envOptions{noVision: true})
+	r := e.call("GET", "/v0/labels", "", body{}).want(500)
+	if r.message() != "Internal server error." {
+		t.Errorf("message %q", r.message())
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "panic: runtime error") || !strings.Contains(logs, "status=500") {
+		t.Errorf("the panic is not in the log:\n%s", logs)
+	}
+	e.call("GET", "/healthz", "", body{}).want(200)
+}

@@ -20,6 +20,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"image"
 	_ "image/gif" // the default Decode's formats
 	_ "image/jpeg"
@@ -27,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -123,9 +125,7 @@ func NewServer(cfg Config) *Server {
 	}
 	s.route("/metrics", methods{"GET": prom})
 	s.mux.Handle("/", s.open(func(w http.ResponseWriter, r *http.Request) error {
-		s.writeStatus(w, http.StatusNotFound, "No route "+r.Method+" "+r.URL.Path+
-			": the v0 API is under /v0/ (token, catalog, tag, search, detect, usage, labels).")
-		return nil
+		return weft.E("http.route", weft.NotFound, weft.Msgf("No route %s %s: the v0 API is under /v0/ (token, catalog, tag, search, detect, usage, labels).", r.Method, r.URL.Path))
 	}))
 	return s
 }
@@ -197,9 +197,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			err := weft.E("http.ServeHTTP", weft.Internal, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 			if sw.code == 0 {
-				s.writeStatus(sw, http.StatusInternalServerError, weft.MessageOf(weft.E(weft.Internal)))
+				s.fail(sw, r, err)
+			} else {
+				rq.err = err
 			}
 		}
 		code := sw.code

@@ -53,6 +53,7 @@ type env struct {
 
 type envOptions struct {
 	maxImageBytes, maxCatalogBytes int64
+	noVision                       bool // leave the models out even when they are there
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -66,7 +67,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, index: idx, auth: &auth.Service{Store: store}, vision: openVision(t), logs: &syncBuffer{}}
+	e := &env{t: t, store: store, index: idx, auth: &auth.Service{Store: store}, logs: &syncBuffer{}}
+	if !o.noVision {
+		e.vision = openVision(t)
+	}
 	e.images = httptest.NewServer(http.FileServer(http.Dir(filepath.Join("..", "examples", "images"))))
 	fetcher := fetch.New(fetch.Options{AllowPrivate: true})
 	decode := func(r io.Reader) (image.Image, error) { return vision.Decode(r, vision.Limits{}) }
