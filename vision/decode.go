@@ -56,6 +56,11 @@ func Decode(r io.Reader, lim Limits) (image.Image, error) {
 		return nil, weft.E(op, weft.Invalid, weft.Msgf("cannot decode the %s image: the file is damaged or truncated", format), err)
 	}
 	if format == "jpeg" {
+		if ycc, ok := img.(*image.YCbCr); ok {
+			if rgb, ok := libjpegRGB(ycc); ok {
+				img = rgb
+			}
+		}
 		img = orient(img, exifOrientation(data))
 	}
 	return img, nil

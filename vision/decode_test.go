@@ -180,8 +180,15 @@ func TestEXIFMalformed(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, name := range []string{"alpha.png", "exif6.jpg", "palette.gif", "lossless.webp", "tiny.png", "grey.jpg"} {
+	for _, name := range []string{"alpha.png", "exif6.jpg", "palette.gif", "lossless.webp", "tiny.png", "grey.jpg", "sub422.jpg", "sub420.jpg"} {
 		f.Add(readFile(f, filepath.Join(parityDir, name)))
+	}
+	for _, size := range []int{1, 7, 16} { // Go's encoder writes 4:2:0
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, size, size+2)), nil); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
 	}
 	f.Add(pngHeader(f, 30000, 30000))
 	f.Add(withEXIF([]byte{0xff, 0xd8, 0xff, 0xd9}, 6, binary.LittleEndian))

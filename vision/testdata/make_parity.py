@@ -3,8 +3,8 @@
 For each input, the 224x224 RGB image that train/preprocess.py's load_image
 makes is saved losslessly as parity/<name>.ref.png; the network's tensor is
 exactly that image scaled by x/127.5 - 1, so the Go test needs no Python.
-The synthetic inputs (transparency, EXIF orientation, palette, greyscale,
-tiny, WebP) are written here too; the photos come from ../shared.
+The synthetic inputs (transparency, EXIF orientation, chroma subsampling,
+palette, greyscale, tiny, WebP) are written here too; the photos come from ../shared.
 
     /usr/bin/python3 vision/testdata/make_parity.py
 """
@@ -61,6 +61,11 @@ def synthetic():
     p.info["transparency"] = 0
     p.save(os.path.join(OUT, "palette.gif"), transparency=0)
     names.append("palette.gif")
+
+    # Odd sizes in each chroma subsampling: 4:2:2 and 4:2:0.
+    Image.fromarray(quadrants(45, 30)).save(os.path.join(OUT, "sub422.jpg"), quality=90, subsampling=1)
+    Image.fromarray(quadrants(45, 31)).save(os.path.join(OUT, "sub420.jpg"), quality=90, subsampling=2)
+    names += ["sub422.jpg", "sub420.jpg"]
 
     Image.fromarray(quadrants(31, 57)[..., 1]).save(os.path.join(OUT, "grey.jpg"), quality=90)
     names.append("grey.jpg")
