@@ -12,6 +12,8 @@
 //   - n_results is 50 by default and at most 1,000.
 //   - A catalog carries both num_images_total and num_total_images (the page
 //     uses both names), and error_log is its lines joined by "\n".
+//   - Search results carry each image's metadata as uploaded: its JSON text
+//     with key order and numbers untouched, white space compacted.
 //   - Where a parameter comes twice, the body's value wins over the query's.
 //
 // Weft's error kinds map to HTTP status codes in one place, statusOf.
