@@ -128,7 +128,7 @@ func benchANN(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errors.New("--base and --queries are required")
 	}
-	res, err := index.BenchANN(ctx, o)
+	res, err := index.BenchANN(o)
 	if err != nil {
 		return err
 	}

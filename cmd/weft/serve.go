@@ -11,6 +11,7 @@ import (
 	nethttp "net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -239,11 +240,12 @@ func (m *Main) Open(ctx context.Context) error {
 	return nil
 }
 
-// syncIndex makes the in-process index agree with the store after a crash:
-// a catalog whose index holds fewer or more vectors than the store's
-// indexed count is brought back from the store's vectors (the store is the
-// source of truth; Add is an upsert).
+// syncIndex makes the in-process index agree with the store after a crash
+// (see the index package's recovery protocol): every catalog the store has
+// vectors for is compared with its snapshot, and snapshots of catalogs the
+// store no longer has are dropped.
 func syncIndex(ctx context.Context, store weft.Store, idx *index.Index, log *slog.Logger) error {
+	known := map[string]bool{}
 	for _, st := range []weft.CatalogStatus{weft.StatusNew, weft.StatusUploading, weft.StatusUploadDone,
 		weft.StatusUploadError, weft.StatusIndexing, weft.StatusReady, weft.StatusIndexError} {
 		cs, err := store.CatalogsWithStatus(ctx, st)
@@ -251,27 +253,24 @@ func syncIndex(ctx context.Context, store weft.Store, idx *index.Index, log *slo
 			return err
 		}
 		for _, c := range cs {
-			if n := idx.Len(c.ID); n == c.NumIndexed {
+			known[c.ID] = true
+			if c.NumIndexed == 0 && !slices.Contains(idx.Catalogs(), c.ID) {
 				continue
 			}
-			log.Info("rebuilding catalog index from the store", "catalog", c.ID, "vectors", c.NumIndexed)
-			if err := idx.Drop(ctx, c.ID); err != nil {
+			changed, err := idx.Sync(ctx, c.ID, func(fn func(weft.VectorItem) error) error {
+				return store.Vectors(ctx, c.ID, fn)
+			})
+			if err != nil {
 				return err
 			}
-			batch := make([]weft.VectorItem, 0, 1024)
-			err := store.Vectors(ctx, c.ID, func(it weft.VectorItem) error {
-				batch = append(batch, it)
-				if len(batch) == cap(batch) {
-					err := idx.Add(ctx, c.ID, batch)
-					batch = batch[:0]
-					return err
-				}
-				return nil
-			})
-			if err == nil && len(batch) > 0 {
-				err = idx.Add(ctx, c.ID, batch)
+			if changed > 0 {
+				log.Info("index brought in line with the store", "catalog", c.ID, "changed", changed)
 			}
-			if err != nil {
+		}
+	}
+	for _, id := range idx.Catalogs() {
+		if !known[id] {
+			if err := idx.Drop(ctx, id); err != nil {
 				return err
 			}
 		}
