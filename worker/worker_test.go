@@ -77,8 +77,8 @@ func newRig(t *testing.T) *rig {
 	}
 	rg.w = worker.New(worker.Config{
 		Store: store, Index: idx, Vision: v,
-		Fetcher: fetch.New(fetch.Options{AllowPrivate: true}),
-		Decode:  func(r io.Reader) (image.Image, error) { return vision.Decode(r, vision.Limits{}) },
+		Fetcher:  fetch.New(fetch.Options{AllowPrivate: true}),
+		Decode:   func(r io.Reader) (image.Image, error) { return vision.Decode(r, vision.Limits{}) },
 		SpoolDir: filepath.Join(dir, "spool"), SingleNode: true, Poll: 50 * time.Millisecond,
 		OnIndexed: func(n int) { rg.indexed.Add(int64(n)) },
 	})
