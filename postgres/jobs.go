@@ -87,15 +87,17 @@ func (db *DB) RenewJob(ctx context.Context, jobID int64, worker string, until ti
 	return nil
 }
 
+// FinishJob ends a job, or parks it (JobQueued) for any node to claim.
 func (db *DB) FinishJob(ctx context.Context, jobID int64, state weft.JobState, catalogStatus weft.CatalogStatus) error {
 	const op = "postgres.FinishJob"
-	if state != weft.JobDone && state != weft.JobFailed {
-		return weft.E(op, weft.Invalid, weft.Msgf("A job ends %q or %q, not %q.", weft.JobDone, weft.JobFailed, state))
+	if state != weft.JobDone && state != weft.JobFailed && state != weft.JobQueued {
+		return weft.E(op, weft.Invalid, weft.Msgf("A job ends %q or %q, or is parked %q, not %q.",
+			weft.JobDone, weft.JobFailed, weft.JobQueued, state))
 	}
 	return db.write(ctx, op, func(tx pgx.Tx) error {
 		var catalogID string
-		err := tx.QueryRow(ctx, `UPDATE jobs SET state = $1, locked_until = NULL WHERE id = $2 RETURNING catalog_id`,
-			state, jobID).Scan(&catalogID)
+		err := tx.QueryRow(ctx, `UPDATE jobs SET state = $1, locked_until = NULL, worker = '' WHERE id = $2
+			RETURNING catalog_id`, state, jobID).Scan(&catalogID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return weft.E(op, weft.NotFound, weft.Msgf("Job %d not found.", jobID))
 		}
