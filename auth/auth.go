@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/weftlabs/weft"
 )
@@ -146,24 +147,12 @@ const (
 )
 
 // Authenticate returns the key whose unexpired token the Authorization header
-// carries. It takes "Bearer <token>", in any case, and the bare token, as the
-// v0 page's examples use both.
+// carries.
 func (s *Service) Authenticate(ctx context.Context, authorization string) (weft.Key, error) {
 	const op = "auth.Authenticate"
-	token := strings.TrimSpace(authorization)
-	if scheme, rest, ok := strings.Cut(token, " "); ok {
-		if !strings.EqualFold(scheme, "Bearer") {
-			return weft.Key{}, weft.E(op, weft.Unauthorized, weft.Msgf(badScheme))
-		}
-		token = strings.TrimSpace(rest)
-	} else if strings.EqualFold(token, "Bearer") {
-		token = ""
-	}
-	switch {
-	case token == "":
-		return weft.Key{}, weft.E(op, weft.Unauthorized, weft.Msgf(missingToken))
-	case len(token) > maxTokenLen || strings.ContainsAny(token, " \t"):
-		return weft.Key{}, weft.E(op, weft.Unauthorized, weft.Msgf(badToken))
+	token, msg := bearerToken(authorization)
+	if msg != "" {
+		return weft.Key{}, weft.E(op, weft.Unauthorized, weft.Msgf("%s", msg))
 	}
 	k, err := s.Store.KeyByToken(ctx, HashToken(token), s.now())
 	if err != nil {
@@ -173,4 +162,24 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (weft.
 		return weft.Key{}, weft.E(op, err)
 	}
 	return k, nil
+}
+
+// bearerToken takes the token out of an Authorization header, or says what
+// is wrong with it. It takes "Bearer <token>", the scheme in any case, and
+// the bare token, as the v0 page's examples use both.
+func bearerToken(header string) (token, msg string) {
+	token = strings.TrimSpace(header)
+	if scheme, rest, ok := strings.Cut(token, " "); ok {
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", badScheme
+		}
+		token = strings.TrimSpace(rest)
+	}
+	switch {
+	case token == "" || strings.EqualFold(token, "Bearer"):
+		return "", missingToken
+	case len(token) > maxTokenLen || strings.ContainsFunc(token, unicode.IsSpace):
+		return "", badToken
+	}
+	return token, ""
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/weftlabs/weft"
 	"github.com/weftlabs/weft/sqlite"
@@ -147,6 +148,7 @@ func TestAuthenticate(t *testing.T) {
 		{"  ", missingToken},
 		{"Bearer", missingToken},
 		{"Bearer  ", missingToken},
+		{"Bearer bearer", missingToken},
 		{"Basic " + tok, badScheme},
 		{"Token " + tok, badScheme},
 		{"Bearer " + tok + "x", badToken},
@@ -200,4 +202,27 @@ func TestStoredHashed(t *testing.T) {
 	if !found {
 		t.Fatalf("the API key is in none of %v: the search looks in the wrong place", files)
 	}
+}
+
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"", "Bearer abc", "bearer  abc ", "abc", "Basic abc", "Bearer", "Bearer a b", "\u00a0Bearer\u00a0x", "Bearer bearer"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		token, msg := bearerToken(header)
+		if (token == "") == (msg == "") {
+			t.Fatalf("bearerToken(%q) = %q, %q: want exactly one", header, token, msg)
+		}
+		if token == "" {
+			return
+		}
+		if len(token) > maxTokenLen || strings.ContainsFunc(token, unicode.IsSpace) {
+			t.Fatalf("bearerToken(%q) passed %q", header, token)
+		}
+		for _, h := range []string{token, "Bearer " + token, "bearer\u0020\u0020" + token + " "} {
+			if again, msg := bearerToken(h); again != token {
+				t.Fatalf("bearerToken(%q) = %q, %q; want %q", h, again, msg, token)
+			}
+		}
+	})
 }

@@ -92,7 +92,7 @@ func New(o Options) *Client {
 			ResponseHeaderTimeout:  o.Timeout,
 			MaxResponseHeaderBytes: 64 << 10,
 			MaxIdleConns:           64,
-			MaxIdleConnsPerHost:    4,
+			MaxIdleConnsPerHost:    16,
 			IdleConnTimeout:        90 * time.Second,
 		},
 		Timeout: o.Timeout,
@@ -184,7 +184,7 @@ func (c *Client) failure(ctx context.Context, op, shown string, err error) error
 	case errors.Is(ctx.Err(), context.Canceled):
 		return weft.E(op, weft.Unavailable, weft.Msgf("fetching image at %q was cancelled", shown), ctx.Err())
 	case errors.As(err, &blocked):
-		why = "its host is not a public internet address"
+		why = "its host is not a public internet address; give a URL on the public internet"
 	case errors.Is(err, errTooManyRedirects):
 		why = fmt.Sprintf("it redirects more than %d times", max(c.opts.MaxRedirects, 0))
 	case errors.Is(err, errScheme):
