@@ -563,3 +563,15 @@ func TestUploadStreams(t *testing.T) {
 		t.Errorf("error log %q", c.ErrorLog)
 	}
 }
+
+// BenchmarkGetCatalog measures one authenticated store read through the
+// whole stack: loopback HTTP, auth, SQLite, JSON.
+func BenchmarkGetCatalog(b *testing.B) {
+	e := newEnv(b, envOptions{noVision: true})
+	token, _ := e.newToken("bench")
+	id := e.createCatalog(token, "bench")
+	b.ResetTimer()
+	for b.Loop() {
+		e.call("GET", "/v0/catalog/"+id, "Bearer "+token, body{}).want(200)
+	}
+}

@@ -41,7 +41,7 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from the answer
 // auth, fetch, the in-process index, the worker, and the models when they
 // are there; plus a loopback host serving the example images.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	store  *sqlite.DB
 	index  *index.Index
@@ -56,7 +56,7 @@ type envOptions struct {
 	noVision                       bool // leave the models out even when they are there
 }
 
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := sqlite.Open(filepath.Join(dir, "weft.db"))
@@ -116,7 +116,7 @@ var (
 
 // openVision returns the real models, loaded once for all tests, or nil
 // when they are not built yet.
-func openVision(t *testing.T) weft.Vision {
+func openVision(t testing.TB) weft.Vision {
 	t.Helper()
 	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
 		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
@@ -205,7 +205,7 @@ func multipartBody(fields map[string]string, files map[string][]byte) body {
 }
 
 type response struct {
-	t      *testing.T
+	t      testing.TB
 	code   int
 	header http.Header
 	body   []byte
