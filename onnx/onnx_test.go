@@ -3,6 +3,7 @@ package onnx
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"image"
 	_ "image/jpeg"
 	"math"
@@ -240,21 +241,40 @@ func TestFindLibrary(t *testing.T) {
 	}
 }
 
-// BenchmarkRunParallel compares one session with all threads against
-// several single-threaded ones, under concurrent callers.
+// The two ways to use two cores: one session with two intra-op threads,
+// runs taking turns, or two single-threaded sessions running side by side.
+var layouts = []struct {
+	name string
+	opts Options
+}{
+	{"serial-1x2threads", Options{Sessions: 1, Threads: 2}},
+	{"pool-2x1thread", Options{Sessions: 2, Threads: 1}},
+}
+
+// BenchmarkRun times one caller at a time, one image or a batch of 16.
+func BenchmarkRun(b *testing.B) {
+	for _, l := range layouts {
+		for _, n := range []int64{1, 16} {
+			b.Run(fmt.Sprintf("%s/batch%d", l.name, n), func(b *testing.B) {
+				s := openMobileNet(b, l.opts)
+				in := Tensor{Shape: []int64{n, 3, 224, 224}, Data: make([]float32, n*3*224*224)}
+				for b.Loop() {
+					if _, err := s.Run(context.Background(), in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRunParallel times single images from two callers at once.
 func BenchmarkRunParallel(b *testing.B) {
-	for _, bc := range []struct {
-		name string
-		opts Options
-	}{
-		{"serial-1x2threads", Options{Sessions: 1, Threads: 2}},
-		{"pool-2x1thread", Options{Sessions: 2, Threads: 1}},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			s := openMobileNet(b, bc.opts)
+	for _, l := range layouts {
+		b.Run(l.name, func(b *testing.B) {
+			s := openMobileNet(b, l.opts)
 			in := Tensor{Shape: []int64{1, 3, 224, 224}, Data: make([]float32, 3*224*224)}
-			b.SetParallelism(2)
-			b.ResetTimer()
+			b.SetParallelism(1) // GOMAXPROCS callers: two here
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := s.Run(context.Background(), in); err != nil {

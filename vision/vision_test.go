@@ -11,11 +11,14 @@ import (
 	"github.com/weftlabs/weft"
 )
 
-const modelsDir = "../models"
-
-// openModels loads the committed models; tests skip while they are absent.
+// openModels loads the committed models, or those in $WEFT_MODELS; tests
+// skip while they are absent.
 func openModels(t testing.TB) *Models {
 	t.Helper()
+	modelsDir := "../models"
+	if d := os.Getenv("WEFT_MODELS"); d != "" {
+		modelsDir = d
+	}
 	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
 		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
 			t.Skipf("no models/%s", f)
