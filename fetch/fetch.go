@@ -189,6 +189,8 @@ func (c *Client) failure(ctx context.Context, op, shown string, err error) error
 		why = fmt.Sprintf("it redirects more than %d times", max(c.opts.MaxRedirects, 0))
 	case errors.Is(err, errScheme):
 		why = "redirected to a URL that is not http or https"
+	case ctx.Err() != nil:
+		why = "no complete answer before the request's deadline"
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		why = fmt.Sprintf("no complete answer within %v", c.opts.Timeout)
 	case isDNS(err):

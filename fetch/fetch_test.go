@@ -309,6 +309,11 @@ func TestTimeout(t *testing.T) {
 		_, err := c.Fetch(context.Background(), s.URL+path)
 		wantErr(t, err, weft.Invalid, s.URL+path, "no complete answer within 100ms")
 	}
+	// The caller's own deadline is a timeout too, not a cancellation.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := New(Options{AllowPrivate: true}).Fetch(ctx, s.URL+"/slow-headers")
+	wantErr(t, err, weft.Invalid, "no complete answer before the request's deadline")
 }
 
 func TestFailures(t *testing.T) {
