@@ -64,10 +64,13 @@ func TestPrecisionAt(t *testing.T) {
 	}
 }
 
-// TestRun evaluates the committed models on a few files of each set, laid
-// out as in ../shared, through the whole path.
+// TestRun evaluates the committed models (or those in $WEFT_MODELS) on a
+// few files of each set, laid out as in ../shared, through the whole path.
 func TestRun(t *testing.T) {
-	const shared, models = "../../shared", "../models"
+	shared, models := "../../shared", "../models"
+	if d := os.Getenv("WEFT_MODELS"); d != "" {
+		models = d
+	}
 	for _, f := range []string{"tagger.onnx", "detector.onnx", "splits/clothing_val.txt", "splits/street_val.txt"} {
 		if _, err := os.Stat(filepath.Join(models, f)); err != nil {
 			t.Skipf("no models/%s", f)
