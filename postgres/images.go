@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -264,7 +265,7 @@ func (db *DB) Images(ctx context.Context, keyID int64, catalogID string, iids []
 	err := db.read(ctx, op, func(tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM catalogs WHERE id = $1 AND key_id = $2`, catalogID, keyID).Scan(&one)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return catalogNotFound(op, catalogID)
 		}
 		if err != nil {

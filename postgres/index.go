@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -37,7 +38,7 @@ const exactUpTo = 10000
 // Large catalogs walk the one HNSW graph of all catalogs with pgvector's
 // iterative scan: it keeps reading the graph until k rows of this catalog
 // have passed the filter (or hnsw.max_scan_tuples is reached), in
-// relaxed_order, so the hits are sorted again here. Should the scan come
+// relaxed_order, so the hits are sorted again below. Should the scan come
 // back short, the exact scan answers instead. Where the catalog is a small
 // part of the table the planner may still prefer its primary key and an
 // exact sort; either answer is right. Every node reads the same graph and
@@ -55,7 +56,7 @@ func (db *DB) Search(ctx context.Context, catalogID string, q []float32, k int) 
 	err := db.read(ctx, op, func(tx pgx.Tx) error {
 		var n int
 		err := tx.QueryRow(ctx, `SELECT num_indexed FROM catalogs WHERE id = $1`, catalogID).Scan(&n)
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return catalogNotFound(op, catalogID)
 		}
 		if err != nil {
@@ -76,6 +77,9 @@ func (db *DB) Search(ctx context.Context, catalogID string, q []float32, k int) 
 	if err != nil {
 		return nil, err
 	}
+	// Relaxed order needs it; the exact scan orders by distance in float64,
+	// which float32 may turn into ties, whose order is then the iids'.
+	slices.SortFunc(hits, compareHits)
 	return hits, nil
 }
 
@@ -83,12 +87,7 @@ func approximate(ctx context.Context, tx pgx.Tx, catalogID string, q []float32, 
 	if err := tuneHNSW(ctx, tx, k); err != nil {
 		return nil, err
 	}
-	hits, err := collectHits(tx.Query(ctx, approximateSQL, catalogID, q, k))
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(hits, compareHits)
-	return hits, nil
+	return collectHits(tx.Query(ctx, approximateSQL, catalogID, q, k))
 }
 
 const approximateSQL = `SELECT iid, embedding <=> $2::real[]::vector(256) FROM images
