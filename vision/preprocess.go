@@ -11,7 +11,11 @@ import (
 
 // flatten returns img as an opaque RGBA image at the origin, alpha
 // composited on white (transparent product shots are meant to sit on white).
+// The result may be img itself: callers only read it.
 func flatten(img image.Image) *image.RGBA {
+	if m, ok := img.(*image.RGBA); ok && m.Rect.Min == (image.Point{}) && m.Opaque() {
+		return m // what Decode makes of a colour JPEG
+	}
 	b := img.Bounds()
 	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	if o, ok := img.(interface{ Opaque() bool }); ok && o.Opaque() {
