@@ -415,6 +415,13 @@ func (ix *Index) Sync(ctx context.Context, catalogID string, vectors func(fn fun
 		return err
 	}
 	err = vectors(func(it weft.VectorItem) error {
+		if g := c.g; g != nil && g.nodes() > 0 && len(it.Vector) != g.dim {
+			// The store's vectors changed length (a new model): start over.
+			c.mu.Lock()
+			c.changes += g.live()
+			c.g, seen = nil, nil
+			c.mu.Unlock()
+		}
 		batch = append(batch, weft.VectorItem{IID: it.IID, Vector: append([]float32(nil), it.Vector...)})
 		if len(batch) == cap(batch) {
 			return flush()

@@ -173,6 +173,14 @@ func TestSync(t *testing.T) {
 			if changed, err := ix.Sync(ctx, "c", each(store)); err != nil || changed != 0 {
 				t.Errorf("second Sync = %d, %v; want 0 changes", changed, err)
 			}
+			// A new model: the store's vectors now have another length.
+			longer := items("i", dataset(9, 20, 24, 2))
+			if changed, err := ix.Sync(ctx, "c", each(longer)); err != nil || changed != len(store)+len(longer) {
+				t.Errorf("Sync to longer vectors = %d, %v; want %d changes", changed, err, len(store)+len(longer))
+			}
+			if h := search(t, ix, "c", longer[3].Vector, 1); h[0].IID != "i3" {
+				t.Errorf("i3's new vector finds %v", h)
+			}
 		})
 	}
 }

@@ -233,7 +233,7 @@ func decodeGraph(r io.Reader, size int64) (*graph, error) {
 	h := header{u(0), u(1), u(2), u(3), u(4), u(5), u(6), u(7), u(8),
 		math.Float64frombits(binary.LittleEndian.Uint64(hb[44:])), binary.LittleEndian.Uint64(hb[52:])}
 	if h.dim == 0 || h.dim > 1<<16 || h.m < 2 || h.m > maxM || h.efC == 0 || h.efC > 1<<16 ||
-		h.nodes == math.MaxUint32 || h.ndeleted > h.nodes || math.IsNaN(h.levelMult) {
+		h.nodes == math.MaxUint32 || h.ndeleted > h.nodes || !(h.levelMult > 0 && h.levelMult < 10) {
 		return nil, corrupt("bad header")
 	}
 	if size < 0 || h.size() != uint64(size) {
