@@ -455,16 +455,31 @@ func explainApproximate(t *testing.T, db *DB, catalogID string, q []float32, k i
 // TestSearchSmallCatalogInLargeTable checks what a filtered HNSW walk gets
 // wrong: a catalog with few vectors among many of other catalogs still
 // gets all of its k nearest, from the exact scan, when the walk gives up
-// before finding them: here after its first hnsw.ef_search candidates, of
-// which few are the tiny catalog's.
+// before finding them. Here the walk stops after its first hnsw.ef_search
+// candidates, all near the query, while the tiny catalog's vectors point
+// the other way: the nearest of its own, but far behind the others.
 func TestSearchSmallCatalogInLargeTable(t *testing.T) {
 	db := hnswDB(t, url.Values{"hnsw.max_scan_tuples": {"1"}})
 	ctx := context.Background()
 	r := mrand.New(mrand.NewPCG(3, 4))
 	big, tiny := newCatalog(t, db), newCatalog(t, db)
-	fill(t, db, big, clustered(r, 1000))
-	tinyVecs := fill(t, db, tiny, clustered(r, 8))
-	q := clustered(r, 1)[0]
+	bigVecs := clustered(r, 1000)
+	fill(t, db, big, bigVecs)
+	q := bigVecs[0]
+	opposite := make([][]float32, 8)
+	for i := range opposite {
+		v := make([]float32, weft.EmbeddingDim)
+		var norm float64
+		for j, x := range q {
+			v[j] = -x + float32(0.02*r.NormFloat64())
+			norm += float64(v[j]) * float64(v[j])
+		}
+		for j := range v {
+			v[j] /= float32(math.Sqrt(norm))
+		}
+		opposite[i] = v
+	}
+	tinyVecs := fill(t, db, tiny, opposite)
 	const k = 8
 	var walked []weft.Hit
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) (err error) {
