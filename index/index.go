@@ -349,6 +349,12 @@ func (ix *Index) Search(ctx context.Context, catalogID string, q []float32, k in
 	if err := checkVector(op, q, g.dim); err != nil {
 		return nil, err
 	}
+	// Stored vectors are unit length; a query of another length would give
+	// 1 − dot that is not the cosine distance.
+	s.q = append(s.q[:0], q...)
+	if q = s.q; !normalizeInPlace(q) {
+		return nil, weft.E(op, weft.Invalid, weft.Msgf("Zero query vector."))
+	}
 	var res []distID
 	if g.live() < ix.opts.ExactBelow {
 		res = g.exact(s, q, k)

@@ -93,8 +93,12 @@ func TestUpsertDelete(t *testing.T) {
 					}
 				}
 			}
-			if h := search(t, ix, "c", vecs[5], 3); len(h) != 3 || h[0].IID != "i5" {
-				t.Errorf("search of i5's vector = %v", h)
+			long := slices.Clone(vecs[5])
+			for i := range long {
+				long[i] *= 3
+			}
+			if h := search(t, ix, "c", long, 3); len(h) != 3 || h[0].IID != "i5" || h[0].Distance > 1e-5 {
+				t.Errorf("search of i5's vector, times 3, = %v; want i5 at 0", h)
 			}
 			if h := search(t, ix, "c", vecs[5], 1000); len(h) != 396 {
 				t.Errorf("k over the count gave %d hits, want 396", len(h))
@@ -119,6 +123,7 @@ func TestInvalid(t *testing.T) {
 		{"add of NaN", ix.Add(ctx, "c", []weft.VectorItem{{IID: "x", Vector: nan}})},
 		{"search of another length", searchErr(ix, "c", make([]float32, 7), 1)},
 		{"search with k 0", searchErr(ix, "c", make([]float32, 8), 0)},
+		{"search of a zero vector", searchErr(ix, "c", make([]float32, 8), 1)},
 	} {
 		if weft.KindOf(tc.err) != weft.Invalid {
 			t.Errorf("%s: %v, want Invalid", tc.name, tc.err)

@@ -8,6 +8,7 @@ type searcher struct {
 	cand    []distID // min-heap of nodes to expand
 	top     []distID // max-heap of the best nodes found
 	res     []distID
+	q       []float32 // the query, normalised
 	ids     []uint32
 	dots    []float32
 	sel     []distID
