@@ -21,13 +21,14 @@ start() {
 	local dir=$1 port=$2
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
-	# The server runs as postgres, which must reach DIR: pick one under /tmp.
-	if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$dir/.."; then
-		echo "$0: user postgres cannot reach $dir; use a directory under /tmp" >&2
-		exit 1
-	fi
 	if [[ $(id -u) -eq 0 ]]; then
 		chown postgres:postgres "$dir"
+		# The server runs as postgres, which must reach DIR through its
+		# parents: /root/... will not do, /tmp/... will.
+		if ! runuser -u postgres -- test -x "$dir"; then
+			echo "$0: user postgres cannot reach $dir; use a directory under /tmp" >&2
+			exit 1
+		fi
 	fi
 	if [[ ! -f $dir/data/PG_VERSION ]]; then
 		as_pg "$BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
@@ -53,8 +54,13 @@ HBA
 
 stop() {
 	local dir=$1
-	# Only a directory this script made is removed.
-	[[ -f $dir/data/PG_VERSION ]] || { echo "$0: $dir holds no cluster" >&2; exit 1; }
+	[[ -d $dir ]] || return 0
+	# Only a directory this script made, or an empty one (a start that
+	# failed early), is removed.
+	if [[ ! -f $dir/data/PG_VERSION ]]; then
+		rmdir "$dir" 2>/dev/null || { echo "$0: $dir holds no cluster; left as it is" >&2; exit 1; }
+		return 0
+	fi
 	if [[ -f $dir/data/postmaster.pid ]]; then
 		as_pg "$BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 	fi
