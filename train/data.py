@@ -1,0 +1,106 @@
+"""Datasets of /work/shared/data as the tagger trainer needs them."""
+import csv
+import hashlib
+import os
+
+import numpy as np
+from PIL import Image
+
+from preprocess import SIZE, open_rgb, pad_square
+
+SHARED = os.environ.get("WEFT_SHARED", "/work/shared")
+CLOTHING = os.path.join(SHARED, "data/clothing")
+STREET = os.path.join(SHARED, "data/street")
+CATALOG = os.path.join(SHARED, "data/catalog-val")
+
+TYPES = ["t-shirt", "long sleeve", "pants", "shoes", "shirt", "dress", "outerwear", "shorts", "hat", "skirt",
+         "polo", "undershirt", "blazer", "hoodie", "bodysuit", "top", "blouse"]
+# Street mask labels that are not the product: background, hair and skin.
+STREET_NOT_GARMENT = {"null", "hair", "skin"}
+VAL_PERCENT = 15
+
+
+def is_clothing_val(image):
+    """Deterministic ~15% hold-out by MD5 of the file name."""
+    h = int(hashlib.md5(os.path.basename(image).encode()).hexdigest()[:8], 16)
+    return h % 100 < VAL_PERCENT
+
+
+def clothing_rows():
+    """[(path, type index, is_val)] for every labelled clothing photo."""
+    out = []
+    with open(os.path.join(CLOTHING, "labels.csv")) as f:
+        for r in csv.DictReader(f):
+            out.append((os.path.join(CLOTHING, r["image"]), TYPES.index(r["label"]), is_clothing_val(r["image"])))
+    return out
+
+
+def street_masked():
+    """[(image path, mask path)] for the pixel-annotated street photos."""
+    out = []
+    with open(os.path.join(STREET, "images.csv")) as f:
+        for r in csv.DictReader(f):
+            if r["annotation"] == "pixel":
+                name = os.path.splitext(os.path.basename(r["image"]))[0] + ".png"
+                out.append((os.path.join(STREET, r["image"]), os.path.join(STREET, "masks", name)))
+    return out
+
+
+def catalog_rows():
+    with open(os.path.join(CATALOG, "labels.csv")) as f:
+        return [dict(r, path=os.path.join(CATALOG, r["path"])) for r in csv.DictReader(f)]
+
+
+def square_float_mask(mask, size):
+    """Pad a float HxW mask to square the way preprocess pads images (zeros = not garment) and resize."""
+    h, w = mask.shape
+    side = max(h, w)
+    out = np.zeros((side, side), np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[top:top + h, left:left + w] = mask
+    return np.asarray(Image.fromarray(out, mode="F").resize((size, size), Image.BILINEAR), np.float32)
+
+
+def street_sample(img_path, mask_path, garment_ids):
+    """(224x224 RGB PIL image, 224x224 float garment mask) for one annotated street photo."""
+    img = open_rgb(img_path)
+    lab = np.asarray(Image.open(mask_path))
+    garment = np.isin(lab, garment_ids).astype(np.float32)
+    return pad_square(img).resize((SIZE, SIZE), Image.BILINEAR), square_float_mask(garment, SIZE)
+
+
+def augment(img, rng):
+    """A training view of a square RGB PIL image: random crop/scale, flip, small rotation,
+    brightness/contrast/saturation jitter. Hue is left alone (colour is a label too)."""
+    from PIL import ImageEnhance
+    side = img.size[0]
+    if rng.random() < 0.3:  # zoom out: the garment smaller in the frame, border-coloured margin
+        grow = int(side * rng.uniform(1.05, 1.4))
+        fill = tuple(int(v) for v in np.median(np.asarray(img)[[0, -1]].reshape(-1, 3), axis=0))
+        canvas = Image.new("RGB", (grow, grow), fill)
+        canvas.paste(img, ((grow - side) // 2 + rng.integers(-5, 6), (grow - side) // 2 + rng.integers(-5, 6)))
+        img, side = canvas, grow
+    else:
+        scale = rng.uniform(0.65, 1.0)
+        aspect = np.exp(rng.uniform(np.log(0.8), np.log(1.25)))
+        w = int(min(side, side * np.sqrt(scale * aspect)))
+        h = int(min(side, side * np.sqrt(scale / aspect)))
+        x0, y0 = rng.integers(0, side - w + 1), rng.integers(0, side - h + 1)
+        img = img.crop((x0, y0, x0 + w, y0 + h))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.3:
+        img = img.rotate(rng.uniform(-12, 12), resample=Image.BILINEAR, expand=False,
+                         fillcolor=tuple(np.asarray(img)[0, 0].tolist()))
+    img = img.resize((SIZE, SIZE), Image.BILINEAR)
+    img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.75, 1.25))
+    img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.75, 1.25))
+    return ImageEnhance.Color(img).enhance(rng.uniform(0.8, 1.2))
+
+
+def on_white(img, mask, rng):
+    """Composite the masked part of an image onto a plain near-white studio background."""
+    a = np.asarray(img, np.float32)
+    m = np.clip(mask, 0, 1)[..., None]
+    bg = np.full_like(a, rng.uniform(232, 255))
+    return Image.fromarray((a * m + bg * (1 - m)).round().astype(np.uint8))

@@ -1,0 +1,107 @@
+"""Measure models/tagger.onnx the way the Go side will use it.
+
+    /usr/bin/python3 train/eval_tagger.py [--onnx models/tagger.onnx] [--json out.json]
+
+Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_tensor:
+ - type: top-1 parent on the held-out clothing split (models/splits/clothing_val.txt);
+ - colour: on catalog-val, the product's baseColour family (palette.CATALOG_FAMILY;
+   "Multi" rows skipped) is among the families of the two most confident colour labels;
+ - search: on catalog-val, leave-one-out cosine precision@10 of the same product type
+   (last word of productDisplayName) and of the same type and baseColour.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from data import CLOTHING, TYPES, catalog_rows, clothing_rows  # noqa: E402
+from onnx_torch import OnnxGraph  # noqa: E402
+from palette import CATALOG_FAMILY  # noqa: E402
+from preprocess import load_tensor  # noqa: E402
+
+ROOT = os.path.dirname(HERE)
+
+
+def run_all(graph, paths, batch=32):
+    outs = {}
+    for i in range(0, len(paths), batch):
+        x = np.stack([load_tensor(p) for p in paths[i:i + batch]])
+        for k, v in graph.run({"image": x}).items():
+            outs.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def precision_at_k(emb, keys, k=10):
+    """Leave-one-out: share of each image's k nearest (cosine) others with the same key."""
+    sims = emb @ emb.T
+    np.fill_diagonal(sims, -np.inf)
+    nn_idx = np.argsort(-sims, axis=1)[:, :k]
+    keys = np.asarray(keys)
+    return float((keys[nn_idx] == keys[:, None]).mean())
+
+
+def evaluate(onnx_path, meta_path):
+    meta = json.load(open(meta_path))
+    graph = OnnxGraph(onnx_path)
+    res = {}
+
+    val_names = set(open(os.path.join(ROOT, "models/splits/clothing_val.txt")).read().split())
+    val = [r for r in clothing_rows() if os.path.relpath(r[0], CLOTHING) in val_names]
+    out = run_all(graph, [r[0] for r in val])
+    parents = [t["parent"] for t in meta["types"]]
+    pred = [parents[i] for i in out["type_probs"].argmax(1)]
+    res["type_top1_clothing_val"] = float(np.mean([p == TYPES[r[1]] for p, r in zip(pred, val)]))
+    res["type_n"] = len(val)
+
+    cat = catalog_rows()
+    out = run_all(graph, [r["path"] for r in cat])
+    fams = [c["parent"] for c in meta["colors"]]
+    top2 = np.argsort(-out["color_probs"], axis=1)[:, :2]
+    hits, n, skipped = 0, 0, 0
+    for r, t in zip(cat, top2):
+        fam = CATALOG_FAMILY.get(r["baseColour"], "unmapped")
+        if fam is None:
+            skipped += 1
+            continue
+        n += 1
+        hits += fam in {fams[j] for j in t}
+    res["colour_top2_family_catalog"] = hits / n
+    res["colour_n"], res["colour_skipped_multi"] = n, skipped
+    res["colour_top1_family_catalog"] = float(np.mean(
+        [CATALOG_FAMILY.get(r["baseColour"]) == fams[t[0]] for r, t in zip(cat, top2)
+         if CATALOG_FAMILY.get(r["baseColour"]) is not None]))
+
+    emb = out["embedding"]
+    typ = [r["productDisplayName"].split()[-1] for r in cat]
+    res["search_p10_type_catalog"] = precision_at_k(emb, typ)
+    res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
+    res["embedding_norm_max_dev"] = float(np.abs(np.linalg.norm(emb, axis=1) - 1).max())
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--onnx", default=os.path.join(ROOT, "models/tagger.onnx"))
+    ap.add_argument("--meta", default=os.path.join(ROOT, "models/tagger.json"))
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    t0 = time.time()
+    res = evaluate(args.onnx, args.meta)
+    res["eval_seconds"] = round(time.time() - t0)
+    print(json.dumps(res, indent=1))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

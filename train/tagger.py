@@ -1,0 +1,131 @@
+"""The tagger network: one forward pass from a preprocessed image to
+embedding [N,256], type_probs [N,T] and color_probs [N,C].
+
+Backbone: MobileNetV2 (mobilenet.py). Type: linear softmax head on the pooled
+1280-d features. Colour: a small garment-mask head reads the stride-8 and
+stride-16 feature maps; the input image, pooled to 56x56 and converted to CIE
+Lab, is softly assigned to the palette and the assignment is averaged with the
+mask as weights, so background and skin do not vote. Embedding: a linear
+projection of the pooled features (type/shape) concatenated with the square
+root of color_probs (garment colour), each part unit-length and weighted,
+then L2-normalised.
+"""
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mobilenet import MobileNetV2
+
+EMBED_DIM = 256
+COLOUR_GRID = 56
+# Lab distance: lightness differences count less than hue/chroma ones because
+# shading moves L across a single garment far more than it moves a and b.
+L_WEIGHT = 0.6
+ASSIGN_SIGMA = 9.0
+# Products are framed in the middle: a broad Gaussian centre prior (sigma = 0.3 of the
+# side) keeps a model's trousers or a neighbouring item from outvoting the product.
+CENTRE_SIGMA = 0.3
+
+# Backbone cut points: blocks[:6] ends at stride 8 (32 ch), [:13] at stride 16 (96 ch).
+CUT8, CUT16 = 6, 13
+
+
+def srgb_to_lab(rgb01):
+    """[N,3,H,W] sRGB in [0,1] -> CIE Lab (D65), differentiable and ONNX-exportable."""
+    c = torch.clamp(rgb01, 0.0, 1.0)
+    lin = torch.where(c <= 0.04045, c / 12.92, torch.pow((torch.clamp(c, min=0.04045) + 0.055) / 1.055, 2.4))
+    m = lin.new_tensor([[0.4124564 / 0.95047, 0.3575761 / 0.95047, 0.1804375 / 0.95047],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339 / 1.08883, 0.1191920 / 1.08883, 0.9503041 / 1.08883]])
+    xyz = F.conv2d(lin, m[:, :, None, None])
+    eps = 216.0 / 24389.0
+    f = torch.where(xyz > eps, torch.pow(torch.clamp(xyz, min=eps), 1.0 / 3.0), (24389.0 / 27.0 * xyz + 16.0) / 116.0)
+    fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+    return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def centre_prior(n=COLOUR_GRID):
+    c = (torch.arange(n, dtype=torch.float32) + 0.5) / n - 0.5
+    r2 = c[:, None] ** 2 + c[None, :] ** 2
+    return torch.exp(-r2 / (2 * CENTRE_SIGMA ** 2)).reshape(1, 1, n, n)
+
+
+def palette_lab(rgbs):
+    t = torch.tensor(np.asarray(rgbs, np.float32) / 255.0).reshape(1, -1, 1, 3).permute(0, 3, 1, 2)
+    return srgb_to_lab(t)[0, :, :, 0].t().contiguous()  # [K,3]
+
+
+class MaskHead(nn.Module):
+    """Garment probability at stride 8 from the stride-8 and stride-16 feature maps."""
+
+    def __init__(self, c8=32, c16=96, width=32):
+        super().__init__()
+        self.lat8 = nn.Conv2d(c8, width, 1)
+        self.lat16 = nn.Conv2d(c16, width, 1)
+        self.dw = nn.Conv2d(width, width, 3, padding=1, groups=width)
+        self.pw = nn.Conv2d(width, width, 1)
+        self.out = nn.Conv2d(width, 1, 1)
+
+    def forward(self, f8, f16):
+        up = F.interpolate(self.lat16(f16), size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        h = torch.relu(self.lat8(f8) + up)
+        h = torch.relu(self.pw(self.dw(h)))
+        return self.out(h)  # logits [N,1,28,28]
+
+
+def colour_assign(image, lab_palette):
+    """Soft palette assignment of each 4x4 input patch: [N,K,56,56]."""
+    rgb01 = F.adaptive_avg_pool2d(image, COLOUR_GRID) * 0.5 + 0.5
+    lab = srgb_to_lab(rgb01)
+    w = lab.new_tensor([L_WEIGHT, 1.0, 1.0]).reshape(1, 3, 1, 1)
+    diff = (lab.unsqueeze(1) - lab_palette.reshape(1, -1, 3, 1, 1)) * w.unsqueeze(1)
+    d2 = (diff * diff).sum(dim=2)
+    return torch.softmax(-d2 / (2.0 * ASSIGN_SIGMA ** 2), dim=1)
+
+
+class Tagger(nn.Module):
+    def __init__(self, n_types, palette_rgb, type_dim=None, colour_weight=0.6):
+        super().__init__()
+        self.backbone = MobileNetV2()
+        k = len(palette_rgb)
+        self.type_dim = type_dim or EMBED_DIM - k
+        if self.type_dim + k != EMBED_DIM:
+            raise ValueError("type_dim + palette size must be %d" % EMBED_DIM)
+        self.type_head = nn.Linear(1280, n_types)
+        self.proj = nn.Linear(1280, self.type_dim)
+        self.mask_head = MaskHead()
+        self.register_buffer("lab_palette", palette_lab(palette_rgb))
+        self.register_buffer("centre", centre_prior())
+        self.colour_weight = colour_weight
+
+    def stride8(self, image):
+        b = self.backbone
+        return b.run_blocks(b.stem_forward(image), 0, CUT8)
+
+    def pooled(self, f16):
+        b = self.backbone
+        return b.top(b.run_blocks(f16, CUT16, len(b.blocks))).mean(dim=(2, 3))
+
+    def garment_mask(self, f8, f16):
+        logits = self.mask_head(f8, f16)
+        return torch.sigmoid(F.interpolate(logits, size=COLOUR_GRID, mode="bilinear", align_corners=False))
+
+    def colour_probs(self, image, mask):
+        assign = colour_assign(image, self.lab_palette)
+        mask = mask * self.centre
+        return (assign * mask).sum(dim=(2, 3)) / (mask.sum(dim=(2, 3)) + 1e-6)
+
+    def embed(self, feat, color_probs):
+        t = F.normalize(self.proj(feat), dim=1) * (1.0 - self.colour_weight ** 2) ** 0.5
+        c = torch.sqrt(color_probs + 1e-8)
+        c = F.normalize(c, dim=1) * self.colour_weight
+        return F.normalize(torch.cat([t, c], dim=1), dim=1)
+
+    def forward(self, image):
+        f8 = self.stride8(image)
+        f16 = self.backbone.run_blocks(f8, CUT8, CUT16)
+        feat = self.pooled(f16)
+        type_probs = torch.softmax(self.type_head(feat), dim=1)
+        color_probs = self.colour_probs(image, self.garment_mask(f8, f16))
+        return self.embed(feat, color_probs), type_probs, color_probs
