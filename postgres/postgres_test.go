@@ -130,6 +130,40 @@ func TestStoreContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) weft.Store { return freshDB(t) })
 }
 
+// TestMetadataByteExact guards the choice of bytea over jsonb, which would
+// reorder keys, drop duplicates and respace.
+func TestMetadataByteExact(t *testing.T) {
+	db := freshDB(t)
+	ctx := context.Background()
+	c := newCatalog(t, db)
+	metas := []string{
+		`{"price": 19.99, "SKU": 120984, "categories": ["sweatshirt", "red"]}`,
+		`{"b":1,"a":2}`,
+		`{"a":1,"a":2}`,
+		`{ "name" : "caf\u00e9 été",  "n": 1.50 }`,
+		`[1, 2, 3]`,
+		`null`,
+	}
+	rows := make([]weft.Image, len(metas))
+	iids := make([]string, len(metas))
+	for i, m := range metas {
+		iids[i] = fmt.Sprint("m", i)
+		rows[i] = weft.Image{IID: iids[i], URL: "http://127.0.0.1/" + iids[i], Metadata: []byte(m), Line: i + 1}
+	}
+	if _, err := db.UpsertImages(ctx, c.KeyID, c.ID, rows); err != nil {
+		t.Fatal(err)
+	}
+	ims, err := db.Images(ctx, c.KeyID, c.ID, iids)
+	if err != nil || len(ims) != len(metas) {
+		t.Fatalf("Images = %d images, %v", len(ims), err)
+	}
+	for i, im := range ims {
+		if string(im.Metadata) != metas[i] {
+			t.Errorf("metadata %q came back as %q", metas[i], im.Metadata)
+		}
+	}
+}
+
 func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	u := freshSchema(t)
 	var wg sync.WaitGroup
