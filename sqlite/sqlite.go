@@ -61,7 +61,6 @@ func Open(path string) (*DB, error) {
 		return nil, weft.E(op, weft.Internal, err)
 	}
 	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
 	if err := migrate(context.Background(), w); err != nil {
 		w.Close()
 		return nil, weft.E(op, weft.Internal, weft.Msgf("Cannot open the database %s.", path), err)

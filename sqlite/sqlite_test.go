@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -151,6 +152,41 @@ func TestPurge(t *testing.T) {
 	}
 }
 
+// FuzzImageRoundTrip stores uploaded fields as a catalog file may carry
+// them, any bytes at all, and wants them back exactly.
+func FuzzImageRoundTrip(f *testing.F) {
+	f.Add("sku-1", "http://127.0.0.1/a.jpg", []byte(`{"price": "9.99" }`))
+	f.Add("é\x00\xff", "", []byte("not json \x00\xff"))
+	f.Add("", "x", []byte{})
+	db := open(f, filepath.Join(f.TempDir(), "weft.db"))
+	ctx := context.Background()
+	k := weft.Key{Name: "k", APIKey: "k", SecretHash: []byte("h")}
+	if err := db.CreateKey(ctx, &k); err != nil {
+		f.Fatal(err)
+	}
+	c := weft.Catalog{KeyID: k.ID, Name: "fuzz"}
+	if err := db.CreateCatalog(ctx, &c); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, iid, url string, meta []byte) {
+		in := weft.Image{IID: iid, URL: url, Metadata: meta, Line: 7}
+		if _, err := db.UpsertImages(ctx, k.ID, c.ID, []weft.Image{in}); err != nil {
+			t.Fatal(err)
+		}
+		ims, err := db.Images(ctx, k.ID, c.ID, []string{iid})
+		if err != nil || len(ims) != 1 {
+			t.Fatalf("Images(%q) = %d images, %v", iid, len(ims), err)
+		}
+		got := ims[0]
+		if got.IID != iid || got.URL != url || !bytes.Equal(got.Metadata, meta) || got.Line != 7 {
+			t.Errorf("stored %q %q %q, read back %q %q %q", iid, url, meta, got.IID, got.URL, got.Metadata)
+		}
+		if len(meta) == 0 && got.Metadata != nil {
+			t.Errorf("empty metadata read back as %q, want nil", got.Metadata)
+		}
+	})
+}
+
 // helperEnv makes the test binary, run again, act as a second process
 // (weft keys create beside a running server): it opens the file named by
 // the variable and creates keys.
@@ -264,7 +300,7 @@ func TestTwoHandlesClaim(t *testing.T) {
 	for w := range 6 {
 		db := dbs[w%2]
 		wg.Go(func() {
-			for {
+			for range numJobs + 1 {
 				j, found, err := db.ClaimJob(ctx, strconv.Itoa(w), now, time.Hour)
 				if err != nil {
 					t.Error(err)

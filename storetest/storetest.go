@@ -766,7 +766,9 @@ func testConcurrentClaims(t *testing.T, s weft.Store) {
 	for w := range numWorkers {
 		worker := fmt.Sprint("w", w)
 		wg.Go(func() {
-			for {
+			// Bounded, so that a store handing out held jobs fails
+			// instead of spinning.
+			for range numJobs + 1 {
 				j, found, err := s.ClaimJob(ctx, worker, now, time.Hour)
 				if err != nil {
 					errs <- err
@@ -1086,15 +1088,13 @@ func testDeleteCatalogCascade(t *testing.T, s weft.Store) {
 		t.Errorf("QueueDepth = %d, want 1: the deleted catalog's job must go", d)
 	}
 	now := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
-	for {
-		j, found, err := s.ClaimJob(ctx, "w", now, time.Minute)
-		ok(t, err)
-		if !found {
-			break
-		}
-		if j.CatalogID == doomed.ID {
-			t.Errorf("claimed a job of the deleted catalog")
-		}
+	j, found, err := s.ClaimJob(ctx, "w", now, time.Minute)
+	ok(t, err)
+	if !found || j.CatalogID != kept.ID {
+		t.Errorf("ClaimJob = %+v, %v; want the job of the kept catalog", j, found)
+	}
+	if _, found, _ := s.ClaimJob(ctx, "w", now, time.Minute); found {
+		t.Errorf("claimed a job of the deleted catalog")
 	}
 
 	list, err := s.Catalogs(ctx, k.ID)
