@@ -21,7 +21,6 @@ func (db *DB) UpsertImages(ctx context.Context, keyID int64, catalogID string, r
 	const op = "sqlite.UpsertImages"
 	var invalidated []string
 	err := db.write(ctx, op, func(tx *sql.Tx) error {
-		invalidated = nil
 		if _, err := catalogStatus(ctx, tx, op, keyID, catalogID); err != nil {
 			return err
 		}
