@@ -249,6 +249,7 @@ var layouts = []struct {
 }{
 	{"serial-1x2threads", Options{Sessions: 1, Threads: 2}},
 	{"pool-2x1thread", Options{Sessions: 2, Threads: 1}},
+	{"pool-2x2threads", Options{Sessions: 2, Threads: 2}},
 }
 
 // BenchmarkRun times one caller at a time, one image or a batch of 16.
