@@ -208,3 +208,14 @@ func FuzzDecode(f *testing.F) {
 		TaggerInput(img, 32, make([]float32, 3*32*32))
 	})
 }
+
+func FuzzEXIFOrientation(f *testing.F) {
+	f.Add(withEXIF([]byte{0xff, 0xd8}, 6, binary.BigEndian))
+	f.Add(withEXIF([]byte{0xff, 0xd8}, 3, binary.LittleEndian))
+	f.Add(readFile(f, filepath.Join(parityDir, "exif8.jpg")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if o := exifOrientation(data); o < 1 || o > 8 {
+			t.Fatalf("orientation %d", o)
+		}
+	})
+}
