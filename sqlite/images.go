@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,12 +28,14 @@ func (db *DB) UpsertImages(ctx context.Context, keyID int64, catalogID string, r
 		if len(rows) == 0 {
 			return nil
 		}
-		stored, err := storedStates(ctx, tx, catalogID, rows)
+		stored, err := storedImages(ctx, tx, catalogID, rows)
 		if err != nil {
 			return err
 		}
 		// Replay the batch in order over what is stored: a later row of the
-		// same iid sees what an earlier one did.
+		// same iid sees what an earlier one did. A row the same as stored
+		// is not written at all: shops upload their whole catalog again and
+		// again, changing a few rows.
 		type pending struct {
 			row   weft.Image
 			state weft.ImageState
@@ -42,20 +45,25 @@ func (db *DB) UpsertImages(ctx context.Context, keyID int64, catalogID string, r
 		added := 0
 		for _, r := range rows {
 			s, ok := stored[r.IID]
+			same := ok && s.url == r.URL && s.line == r.Line && bytes.Equal(s.metadata, r.Metadata)
 			switch {
 			case !ok:
-				s = urlState{url: r.URL, state: weft.ImagePending}
+				s.state = weft.ImagePending
 				added++
 			case s.url != r.URL:
 				if s.state == weft.ImageIndexed {
 					invalidated = append(invalidated, r.IID)
 				}
-				s = urlState{url: r.URL, state: weft.ImagePending}
+				s.state = weft.ImagePending
 			}
+			s.url, s.line, s.metadata = r.URL, r.Line, r.Metadata
 			stored[r.IID] = s
-			if i, ok := latest[r.IID]; ok {
+			i, queued := latest[r.IID]
+			switch {
+			case queued:
 				out[i] = pending{r, s.state}
-			} else {
+			case same:
+			default:
 				latest[r.IID] = len(out)
 				out = append(out, pending{r, s.state})
 			}
@@ -95,16 +103,19 @@ func (db *DB) UpsertImages(ctx context.Context, keyID int64, catalogID string, r
 	return invalidated, nil
 }
 
-type urlState struct {
-	url   string
-	state weft.ImageState
+// storedImage is what UpsertImages compares a row with.
+type storedImage struct {
+	url      string
+	line     int
+	metadata []byte
+	state    weft.ImageState
 }
 
-// storedStates reads the url and state of the stored images among rows.
-func storedStates(ctx context.Context, tx *sql.Tx, catalogID string, rows []weft.Image) (map[string]urlState, error) {
-	m := make(map[string]urlState, len(rows))
+// storedImages reads the stored images among rows.
+func storedImages(ctx context.Context, tx *sql.Tx, catalogID string, rows []weft.Image) (map[string]storedImage, error) {
+	m := make(map[string]storedImage, len(rows))
 	query := func(n int) string {
-		return `SELECT iid, url, state FROM images WHERE catalog_id = ? AND iid IN (` + placeholders(n) + `)`
+		return `SELECT iid, url, line, metadata, state FROM images WHERE catalog_id = ? AND iid IN (` + placeholders(n) + `)`
 	}
 	var full *sql.Stmt
 	for start := 0; start < len(rows); start += chunk {
@@ -132,8 +143,8 @@ func storedStates(ctx context.Context, tx *sql.Tx, catalogID string, rows []weft
 		}
 		for q.Next() {
 			var iid string
-			var s urlState
-			if err := q.Scan(&iid, &s.url, &s.state); err != nil {
+			var s storedImage
+			if err := q.Scan(&iid, &s.url, &s.line, &s.metadata, &s.state); err != nil {
 				q.Close()
 				return nil, err
 			}

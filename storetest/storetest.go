@@ -467,8 +467,13 @@ func testUpsert(t *testing.T, s weft.Store) {
 		t.Errorf("Vectors = %v, want [a c]", got)
 	}
 
-	// Metadata dropped from the file is dropped from the store.
-	upsert(t, s, k.ID, c.ID, []weft.Image{row("a", "http://127.0.0.1/a.jpg", "", 1)})
+	// Only the metadata changes (a new price), then it is dropped from the
+	// file: the store follows, and the vector stays.
+	upsert(t, s, k.ID, c.ID, []weft.Image{row("a", "http://127.0.0.1/a.jpg", `{"price":"8.99"}`, 10)})
+	if im := imageByIID(t, s, k.ID, c.ID, "a"); string(im.Metadata) != `{"price":"8.99"}` || im.State != weft.ImageIndexed {
+		t.Errorf("after a new price: metadata %q state %s, want the new price, indexed", im.Metadata, im.State)
+	}
+	upsert(t, s, k.ID, c.ID, []weft.Image{row("a", "http://127.0.0.1/a.jpg", "", 10)})
 	if im := imageByIID(t, s, k.ID, c.ID, "a"); im.Metadata != nil || im.State != weft.ImageIndexed {
 		t.Errorf("after re-upload without metadata: metadata %q state %s, want nil, indexed", im.Metadata, im.State)
 	}
