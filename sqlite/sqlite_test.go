@@ -39,25 +39,34 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// TestReopen opens a file, writes, closes and opens it again, under names
+// that a URI would mangle if they were not escaped.
 func TestReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "weft.db")
-	db, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := weft.Key{Name: "k", APIKey: "ak", SecretHash: []byte("h")}
-	if err := db.CreateKey(t.Context(), &k); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Migrations already applied must not run again (they would fail on
-	// the existing tables), and the data must still be there.
-	db = open(t, path)
-	got, err := db.KeyByAPIKey(t.Context(), "ak")
-	if err != nil || got.ID != k.ID {
-		t.Errorf("after reopening: key %+v, %v; want id %d", got, err, k.ID)
+	for _, name := range []string{"weft.db", "with space.db", "odd#?%&=name.db", "é.db"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			db, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := weft.Key{Name: "k", APIKey: "ak", SecretHash: []byte("h")}
+			if err := db.CreateKey(t.Context(), &k); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("no file under the name given: %v", err)
+			}
+			// Migrations already applied must not run again (they would
+			// fail on the existing tables), and the data must be there.
+			db = open(t, path)
+			got, err := db.KeyByAPIKey(t.Context(), "ak")
+			if err != nil || got.ID != k.ID {
+				t.Errorf("after reopening: key %+v, %v; want id %d", got, err, k.ID)
+			}
+		})
 	}
 }
 
