@@ -449,7 +449,8 @@ func normalise(key string, inModel bool, v any) any {
 			return "<date>"
 		case key == "access_token" && tokenRE.MatchString(v):
 			return "<token>"
-		case inModel && (key == "name" || key == "category" || key == "parent"):
+		case inModel && (key == "name" || key == "category" || key == "parent"),
+			inModel && key == "type" && (v == "shape" || v == "color"):
 			return "<" + key + ">"
 		}
 		return loopback.ReplaceAllString(hexID.ReplaceAllString(v, "<catalog_id>"), "127.0.0.1:<port>")
