@@ -42,7 +42,7 @@ type distID struct {
 	id uint32
 }
 
-const maxLevel = 16
+const levelCap = 16 // caps a node's level; the odds of a higher one are M^-16
 
 func newGraph(dim, m, efC int, seed uint64) *graph {
 	return &graph{
@@ -197,7 +197,7 @@ func (g *graph) randomLevel() int {
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	z ^= z >> 31
 	u := (float64(z>>11) + 1) / (1 << 53) // in (0, 1]
-	return min(int(-math.Log(u)*g.levelMult), maxLevel)
+	return min(int(-math.Log(u)*g.levelMult), levelCap)
 }
 
 // insert adds a node for iid, which must not be live, following hnswlib's

@@ -305,7 +305,7 @@ func readWords(r io.Reader, buf []byte, n int, set func(int, uint32)) error {
 // table (which is not stored).
 func (g *graph) check() error {
 	n := g.nodes()
-	if g.maxLevel < -1 || g.maxLevel > maxLevel || (n == 0) != (g.maxLevel == -1) ||
+	if g.maxLevel < -1 || g.maxLevel > levelCap || (n == 0) != (g.maxLevel == -1) ||
 		(n > 0 && (int(g.entry) >= n || int(g.levels[g.entry]) != g.maxLevel)) {
 		return corrupt("bad entry point")
 	}
