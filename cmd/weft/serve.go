@@ -168,7 +168,10 @@ func (m *Main) Open(ctx context.Context) error {
 	m.store = store
 	m.closers = append(m.closers, store.Close)
 	if idx == nil {
-		hnsw, err := index.Open(filepath.Join(c.DataDir, "index"), index.Options{})
+		ilog := m.log.With("component", "index")
+		hnsw, err := index.Open(filepath.Join(c.DataDir, "index"), index.Options{
+			Logf: func(format string, args ...any) { ilog.Warn(fmt.Sprintf(format, args...)) },
+		})
 		if err != nil {
 			return err
 		}
