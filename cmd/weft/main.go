@@ -105,15 +105,6 @@ func intFlag(fs *flag.FlagSet, name string, def int, help string) *int {
 	return fs.Int(name, def, help+" (env "+env(name)+")")
 }
 
-func floatFlag(fs *flag.FlagSet, name string, def float64, help string) *float64 {
-	if v, ok := os.LookupEnv(env(name)); ok {
-		if n, err := strconv.ParseFloat(v, 64); err == nil {
-			def = n
-		}
-	}
-	return fs.Float64(name, def, help+" (env "+env(name)+")")
-}
-
 func boolFlag(fs *flag.FlagSet, name string, def bool, help string) *bool {
 	if v, ok := os.LookupEnv(env(name)); ok {
 		if b, err := strconv.ParseBool(v); err == nil {
