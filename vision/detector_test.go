@@ -53,8 +53,9 @@ func decodeFile(t testing.TB, path string) image.Image {
 	return img
 }
 
-// garmentBoxes reads the annotated garment boxes of one street photo.
-func garmentBoxes(t testing.TB, photo string) [][4]int {
+// garmentBoxes reads the annotated garment boxes of one street photo, as
+// exclusive pixel edges (boxes.csv's corners are inclusive pixels).
+func garmentBoxes(t testing.TB, photo string) []weft.Box {
 	f, err := os.Open(shared + "/data/street/boxes.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -64,13 +65,15 @@ func garmentBoxes(t testing.TB, photo string) [][4]int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out [][4]int
+	var out []weft.Box
 	for _, r := range rows[1:] {
 		if r[0] == photo {
-			var b [4]int
+			b := weft.Box{Category: r[1]}
 			for i := range 4 {
-				b[i], _ = strconv.Atoi(r[2+i])
+				b.BBox[i], _ = strconv.Atoi(r[2+i])
 			}
+			b.BBox[2]++
+			b.BBox[3]++
 			out = append(out, b)
 		}
 	}
@@ -102,7 +105,7 @@ func TestDetectStreetPhotoCOCO(t *testing.T) {
 			// inside the person's box.
 			p := boxes[0].BBox
 			for _, g := range garmentBoxes(t, photo) {
-				cx, cy := (g[0]+g[2])/2, (g[1]+g[3])/2
+				cx, cy := (g.BBox[0]+g.BBox[2])/2, (g.BBox[1]+g.BBox[3])/2
 				if cx < p[0] || cx > p[2] || cy < p[1] || cy > p[3] {
 					t.Errorf("garment %v centre outside the person %v", g, p)
 				}

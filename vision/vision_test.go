@@ -162,25 +162,44 @@ func TestPick(t *testing.T) {
 	}
 }
 
+// TestDetectModel runs the trained detector on held-out street photos: every
+// box is one of its categories, and most annotated garments are found.
 func TestDetectModel(t *testing.T) {
 	m := openModels(t)
-	img := decodeFile(t, shared+"/data/street/images/0001.jpg")
-	boxes, err := m.Detect(context.Background(), img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(boxes) == 0 {
-		t.Fatal("no garment found on a street photo")
-	}
 	cats := map[string]bool{}
 	for _, c := range m.Categories() {
 		cats[c] = true
 	}
-	for _, b := range boxes {
-		if !cats[b.Category] {
-			t.Errorf("category %q is not the model's", b.Category)
+	found, total := 0, 0
+	for _, photo := range []string{"images/0004.jpg", "images/0011.jpg", "images/0016.jpg", "images/0018.jpg", "images/0020.jpg"} {
+		img := decodeFile(t, shared+"/data/street/"+photo)
+		boxes, err := m.Detect(context.Background(), img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range boxes {
+			if !cats[b.Category] {
+				t.Errorf("%s: category %q is not the model's", photo, b.Category)
+			}
+		}
+		for _, g := range garmentBoxes(t, photo) {
+			total++
+			for _, b := range boxes {
+				if family(b.Category) == g.Category && iou(floats(b.BBox), floats(g.BBox)) >= 0.5 {
+					found++
+					break
+				}
+			}
 		}
 	}
+	t.Logf("found %d of %d annotated garments", found, total)
+	if total == 0 || found*3 < total {
+		t.Errorf("found %d of %d annotated garments, want at least a third", found, total)
+	}
+}
+
+func floats(b [4]int) [4]float64 {
+	return [4]float64{float64(b[0]), float64(b[1]), float64(b[2]), float64(b[3])}
 }
 
 func TestOpenErrors(t *testing.T) {
