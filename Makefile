@@ -28,8 +28,13 @@ build: deps
 run: build
 	./bin/weft serve --addr localhost:8080 --data ./data
 
+# The API suite (http/) runs on SQLite, then again on PostgreSQL when
+# WEFT_TEST_POSTGRES_URL names a server (.ci/run starts one).
 test: build
 	$(GO) test -count=1 ./...
+	@if [ -n "$$WEFT_TEST_POSTGRES_URL" ]; then \
+		echo "API suite on PostgreSQL:"; WEFT_TEST_STORE=postgres $(GO) test -count=1 ./http/; \
+	else echo "WEFT_TEST_POSTGRES_URL unset: API suite not run on PostgreSQL"; fi
 
 lint:
 	gofmt -l . | (! grep .)

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,50 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/weftlabs/weft/storetest"
 )
-
-// freshDatabase makes a database of its own on the PostgreSQL server named
-// by WEFT_TEST_POSTGRES_URL and returns its URL.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("WEFT_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("WEFT_TEST_POSTGRES_URL not set: no PostgreSQL to run a cluster on (.ci/run sets it)")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "weft_e2e_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // TestClusterNodeKilledMidIndex runs two nodes on one PostgreSQL: node A
 // starts indexing and is killed with SIGKILL; node B, with no other
 // coordination than the job table, takes the job over when A's lease runs
 // out and finishes the catalog; both nodes then answer searches identically.
 func TestClusterNodeKilledMidIndex(t *testing.T) {
-	db := freshDatabase(t)
+	db := storetest.FreshPostgres(t)
 	const n = 200
 	files := clothingImages(t, n)
 	host := imageHost(t, files, 20*time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/weftlabs/weft"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -193,12 +194,14 @@ func TestSearch(t *testing.T) {
 	}
 
 	// Delete drops the catalog from the index too.
-	if n, ok := e.index.Has(id); !ok || n != len(exampleImages) {
-		t.Fatalf("index holds %d vectors of the catalog, want %d", n, len(exampleImages))
+	probe := make([]float32, weft.EmbeddingDim)
+	probe[0] = 1
+	if hits, err := e.index.Search(context.Background(), id, probe, 1000); err != nil || len(hits) != len(exampleImages) {
+		t.Fatalf("index holds %d vectors of the catalog (%v), want %d", len(hits), err, len(exampleImages))
 	}
 	e.call("DELETE", "/v0/catalog/"+id, token, body{}).want(200)
-	if _, ok := e.index.Has(id); ok {
-		t.Error("the deleted catalog is still in the index")
+	if hits, _ := e.index.Search(context.Background(), id, probe, 1000); len(hits) != 0 {
+		t.Errorf("the deleted catalog still has %d vectors in the index", len(hits))
 	}
 }
 

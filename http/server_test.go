@@ -30,7 +30,9 @@ import (
 	"github.com/weftlabs/weft/index"
 	"github.com/weftlabs/weft/metrics"
 	"github.com/weftlabs/weft/onnx"
+	"github.com/weftlabs/weft/postgres"
 	"github.com/weftlabs/weft/sqlite"
+	"github.com/weftlabs/weft/storetest"
 	"github.com/weftlabs/weft/vision"
 	"github.com/weftlabs/weft/worker"
 )
@@ -43,8 +45,8 @@ var update = flag.Bool("update", false, "rewrite testdata/golden from the answer
 type env struct {
 	t      testing.TB
 	srv    *httptest.Server
-	store  *sqlite.DB
-	index  *index.Index
+	store  weft.Store
+	index  weft.Index
 	auth   *auth.Service
 	vision weft.Vision // nil until the models are there
 	images *httptest.Server
@@ -59,14 +61,7 @@ type envOptions struct {
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := sqlite.Open(filepath.Join(dir, "weft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, idx := openStore(t, dir)
 	e := &env{t: t, store: store, index: idx, auth: &auth.Service{Store: store}, logs: &syncBuffer{}}
 	if !o.noVision {
 		e.vision = openVision(t)
@@ -102,6 +97,31 @@ func newEnv(t testing.TB, o envOptions) *env {
 		}
 	})
 	return e
+}
+
+// storeEnv picks the store the suite runs on: "postgres" runs it on a
+// fresh PostgreSQL database per test (WEFT_TEST_POSTGRES_URL); anything else
+// on SQLite and the in-process index. make test runs the suite on both.
+const storeEnv = "WEFT_TEST_STORE"
+
+func openStore(t testing.TB, dir string) (weft.Store, weft.Index) {
+	t.Helper()
+	if os.Getenv(storeEnv) == "postgres" {
+		db, err := postgres.Open(context.Background(), storetest.FreshPostgres(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, db
+	}
+	store, err := sqlite.Open(filepath.Join(dir, "weft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := index.Open(filepath.Join(dir, "index"), index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, idx
 }
 
 // modelsDir holds the committed models; tests that need them skip while
