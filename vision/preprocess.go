@@ -22,11 +22,33 @@ func flatten(img image.Image) *image.RGBA {
 		draw.Draw(dst, dst.Bounds(), img, b.Min, draw.Src)
 		return dst
 	}
-	for i := range dst.Pix {
-		dst.Pix[i] = 0xff
+	nrgba, ok := img.(*image.NRGBA) // PNGs with alpha decode to this
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			var c color.NRGBA
+			if ok {
+				p := nrgba.Pix[nrgba.PixOffset(b.Min.X+x, b.Min.Y+y):]
+				c = color.NRGBA{p[0], p[1], p[2], p[3]}
+			} else {
+				c = color.NRGBAModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.NRGBA)
+			}
+			p := dst.Pix[dst.PixOffset(x, y):]
+			p[0], p[1], p[2], p[3] = overWhite(c.R, c.A), overWhite(c.G, c.A), overWhite(c.B, c.A), 0xff
+		}
 	}
-	draw.Draw(dst, dst.Bounds(), img, b.Min, draw.Over)
 	return dst
+}
+
+// overWhite is Pillow's Image.alpha_composite of one channel of a
+// non-premultiplied pixel over opaque white, its rounding included
+// (AlphaComposite.c with 7 bits of precision; the white's full alpha makes
+// the output alpha 255×255 and the coefficients a×128 and (255−a)×128).
+func overWhite(v, a uint8) uint8 {
+	if a == 0 {
+		return 0xff
+	}
+	t := uint32(v)*uint32(a)<<7 + 255*uint32(255-a)<<7 + 0x80<<7
+	return uint8((t>>8 + t) >> 8 >> 7)
 }
 
 // borderColour is the per-channel median of the 1-pixel outer ring of an
