@@ -25,7 +25,7 @@ type Limits struct {
 }
 
 // Decode reads a JPEG, PNG, GIF (its first frame) or WebP image and applies
-// the JPEG's EXIF orientation. The pixel limit is checked on the header,
+// its EXIF orientation (JPEG, PNG, WebP). The pixel limit is checked on the header,
 // before any pixel buffer is allocated, so a small file that declares a huge
 // image costs nothing.
 func Decode(r io.Reader, lim Limits) (image.Image, error) {
@@ -55,20 +55,77 @@ func Decode(r io.Reader, lim Limits) (image.Image, error) {
 	if err != nil {
 		return nil, weft.E(op, weft.Invalid, weft.Msgf("cannot decode the %s image: the file is damaged or truncated", format), err)
 	}
-	if format == "jpeg" {
-		if ycc, ok := img.(*image.YCbCr); ok {
-			if rgb, ok := libjpegRGB(ycc); ok {
-				img = rgb
-			}
+	if ycc, ok := img.(*image.YCbCr); ok && format == "jpeg" {
+		if rgb, ok := libjpegRGB(ycc); ok {
+			img = rgb
 		}
-		img = orient(img, exifOrientation(data))
 	}
-	return img, nil
+	return orient(img, exifOrientation(format, data)), nil
 }
 
-// exifOrientation returns the orientation tag (1..8) of a JPEG's EXIF
-// block, or 1 when there is none or it cannot be read.
-func exifOrientation(jpg []byte) int {
+// exifOrientation returns the EXIF orientation tag (1..8) of a JPEG, PNG
+// or WebP file, as Pillow's ImageOps.exif_transpose finds it, or 1 when
+// there is none or it cannot be read.
+func exifOrientation(format string, data []byte) int {
+	switch format {
+	case "jpeg":
+		return jpegOrientation(data)
+	case "png":
+		return pngOrientation(data)
+	case "webp":
+		return webpOrientation(data)
+	}
+	return 1
+}
+
+// pngOrientation reads the eXIf chunk, a bare TIFF structure.
+func pngOrientation(p []byte) int {
+	if len(p) < 8 {
+		return 1
+	}
+	p = p[8:] // signature
+	for len(p) >= 12 {
+		n := int64(binary.BigEndian.Uint32(p))
+		if n > int64(len(p))-12 {
+			return 1
+		}
+		switch string(p[4:8]) {
+		case "eXIf":
+			return tiffOrientation(p[8 : 8+n])
+		case "IEND":
+			return 1
+		}
+		p = p[12+n:]
+	}
+	return 1
+}
+
+// webpOrientation reads the EXIF chunk of an extended (VP8X) WebP, a TIFF
+// structure that some writers prefix with JPEG's "Exif\0\0".
+func webpOrientation(p []byte) int {
+	if len(p) < 12 || string(p[:4]) != "RIFF" || string(p[8:12]) != "WEBP" {
+		return 1
+	}
+	p = p[12:]
+	for len(p) >= 8 {
+		n := int64(binary.LittleEndian.Uint32(p[4:]))
+		if n > int64(len(p))-8 {
+			return 1
+		}
+		if string(p[:4]) == "EXIF" {
+			return tiffOrientation(bytes.TrimPrefix(p[8:8+n], []byte("Exif\x00\x00")))
+		}
+		n += n & 1 // chunks are padded to even lengths
+		if n > int64(len(p))-8 {
+			return 1
+		}
+		p = p[8+n:]
+	}
+	return 1
+}
+
+// jpegOrientation reads the APP1 EXIF segment of a JPEG.
+func jpegOrientation(jpg []byte) int {
 	if len(jpg) < 4 || jpg[0] != 0xff || jpg[1] != 0xd8 {
 		return 1
 	}

@@ -54,6 +54,8 @@ func TestDecode(t *testing.T) {
 		{"png", png, Limits{}, 90, 50, 0, ""},
 		{"jpeg, EXIF 6 turns it upright", good("exif6.jpg"), Limits{}, 40, 64, 0, ""},
 		{"jpeg, EXIF 3", good("exif3.jpg"), Limits{}, 64, 40, 0, ""},
+		{"png, EXIF 6", good("exif6p.png"), Limits{}, 30, 50, 0, ""},
+		{"webp, EXIF 8", good("exif8w.webp"), Limits{}, 30, 50, 0, ""},
 		{"gif", good("palette.gif"), Limits{}, 40, 70, 0, ""},
 		{"webp", good("lossless.webp"), Limits{}, 120, 80, 0, ""},
 		{"at the limit", png, Limits{MaxPixels: 90 * 50}, 90, 50, 0, ""},
@@ -169,11 +171,11 @@ func TestEXIFMalformed(t *testing.T) {
 		"IFD past end":   bytes.Replace(base, []byte("MM\x00\x2a\x00\x00\x00\x08"), []byte("MM\x00\x2a\x7f\x00\x00\x08"), 1),
 		"zero length":    {0xff, 0xd8, 0xff, 0xe1, 0x00, 0x00},
 	}
-	if got := exifOrientation(base); got != 6 {
+	if got := jpegOrientation(base); got != 6 {
 		t.Fatalf("well-formed: %d, want 6", got)
 	}
 	for name, data := range tests {
-		if got := exifOrientation(data); got != 1 {
+		if got := jpegOrientation(data); got != 1 {
 			t.Errorf("%s: orientation %d, want 1", name, got)
 		}
 	}
@@ -213,9 +215,13 @@ func FuzzEXIFOrientation(f *testing.F) {
 	f.Add(withEXIF([]byte{0xff, 0xd8}, 6, binary.BigEndian))
 	f.Add(withEXIF([]byte{0xff, 0xd8}, 3, binary.LittleEndian))
 	f.Add(readFile(f, filepath.Join(parityDir, "exif8.jpg")))
+	f.Add(readFile(f, filepath.Join(parityDir, "exif6p.png")))
+	f.Add(readFile(f, filepath.Join(parityDir, "exif8w.webp")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if o := exifOrientation(data); o < 1 || o > 8 {
-			t.Fatalf("orientation %d", o)
+		for _, format := range []string{"jpeg", "png", "webp"} {
+			if o := exifOrientation(format, data); o < 1 || o > 8 {
+				t.Fatalf("%s orientation %d", format, o)
+			}
 		}
 	})
 }

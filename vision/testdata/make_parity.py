@@ -57,6 +57,13 @@ def synthetic():
         Image.fromarray(quadrants(64, 40)).save(os.path.join(OUT, f"exif{o}.jpg"), quality=95, subsampling=0, exif=exif.tobytes())
         names.append(f"exif{o}.jpg")
 
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(quadrants(50, 30)).save(os.path.join(OUT, "exif6p.png"), exif=exif.tobytes())
+    exif[0x0112] = 8
+    Image.fromarray(quadrants(50, 30)).save(os.path.join(OUT, "exif8w.webp"), lossless=True, exif=exif.tobytes())
+    names += ["exif6p.png", "exif8w.webp"]
+
     p = Image.fromarray(quadrants(40, 70)).quantize(16)
     p.info["transparency"] = 0
     p.save(os.path.join(OUT, "palette.gif"), transparency=0)
