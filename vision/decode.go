@@ -25,9 +25,9 @@ type Limits struct {
 }
 
 // Decode reads a JPEG, PNG, GIF (its first frame) or WebP image and applies
-// its EXIF orientation (JPEG, PNG, WebP). The pixel limit is checked on the header,
-// before any pixel buffer is allocated, so a small file that declares a huge
-// image costs nothing.
+// its EXIF orientation. The pixel limit is checked on the header, before any
+// pixel buffer is allocated, so a small file that declares a huge image
+// costs nothing.
 func Decode(r io.Reader, lim Limits) (image.Image, error) {
 	const op = "vision.Decode"
 	maxPixels := lim.MaxPixels
