@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"image/draw"
 	_ "image/gif" // registered for image.Decode
@@ -28,8 +29,16 @@ type Limits struct {
 // its EXIF orientation. The pixel limit is checked on the header, before any
 // pixel buffer is allocated, so a small file that declares a huge image
 // costs nothing.
-func Decode(r io.Reader, lim Limits) (image.Image, error) {
+func Decode(r io.Reader, lim Limits) (img image.Image, err error) {
 	const op = "vision.Decode"
+	// The decoders parse outside input; should one of them panic on a
+	// crafted file, that file is refused instead of taking down the
+	// indexing goroutine that fetched it.
+	defer func() {
+		if p := recover(); p != nil {
+			img, err = nil, weft.E(op, weft.Invalid, weft.Msgf("cannot decode the image: the file is damaged"), fmt.Errorf("decoder panic: %v", p))
+		}
+	}()
 	maxPixels := lim.MaxPixels
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
@@ -51,7 +60,7 @@ func Decode(r io.Reader, lim Limits) (image.Image, error) {
 	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
 		return nil, weft.E(op, weft.TooLarge, weft.Msgf("the image is %d×%d pixels, over the limit of %d pixels", cfg.Width, cfg.Height, maxPixels))
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, _, err = image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, weft.E(op, weft.Invalid, weft.Msgf("cannot decode the %s image: the file is damaged or truncated", format), err)
 	}

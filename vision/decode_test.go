@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,18 @@ func FuzzEXIFOrientation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A decoder that panics stands for a bug in one of the standard ones.
+func init() {
+	image.RegisterFormat("boom", "BOOM",
+		func(io.Reader) (image.Image, error) { panic("index out of range") },
+		func(io.Reader) (image.Config, error) { return image.Config{Width: 1, Height: 1}, nil })
+}
+
+func TestDecodePanicRefused(t *testing.T) {
+	_, err := Decode(strings.NewReader("BOOM"), Limits{})
+	if weft.KindOf(err) != weft.Invalid || !strings.Contains(weft.MessageOf(err), "damaged") {
+		t.Errorf("err = %v, want kind invalid saying the file is damaged", err)
+	}
 }
