@@ -203,8 +203,11 @@ func orient(img image.Image, o int) image.Image {
 		return img
 	}
 	b := img.Bounds()
-	src := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	draw.Draw(src, src.Bounds(), img, b.Min, draw.Src)
+	src, ok := img.(*image.RGBA)
+	if !ok || b.Min != (image.Point{}) {
+		src = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(src, src.Bounds(), img, b.Min, draw.Src)
+	}
 	w, h := b.Dx(), b.Dy()
 	dw, dh := w, h
 	if o >= 5 {
