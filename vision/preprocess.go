@@ -115,10 +115,20 @@ func squareCanvas(m *image.RGBA) canvas {
 	return c
 }
 
+// Prepare returns img as the tagger sees it before scaling to floats:
+// flattened on white, padded to a square with its border colour, resized to
+// size×size. TaggerInput of the result equals TaggerInput of img (a square
+// opaque image of the model's size passes through unchanged), so indexing
+// shrinks each image right after decoding: memory stays bounded whatever
+// the source size, and the resampling runs on the decoding goroutines.
+func Prepare(img image.Image, size int) *image.RGBA {
+	return resizeCanvas(squareCanvas(flatten(img)), size, size)
+}
+
 // TaggerInput writes the tagger's input for img into dst, a float32 CHW RGB
 // tensor of 3×size×size values scaled to [-1, 1].
 func TaggerInput(img image.Image, size int, dst []float32) {
-	m := resizeCanvas(squareCanvas(flatten(img)), size, size)
+	m := Prepare(img, size)
 	plane := size * size
 	for i := range plane {
 		p := m.Pix[4*i:]

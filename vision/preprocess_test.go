@@ -205,3 +205,39 @@ func TestOverWhite(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepareIsTransparent: indexing feeds the tagger Prepare's output,
+// search feeds it the decoded image; both must give the same tensor, or an
+// image would not find itself at distance 0.
+func TestPrepareIsTransparent(t *testing.T) {
+	inputs, _ := filepath.Glob(filepath.Join(parityDir, "*"))
+	n := 0
+	for _, path := range inputs {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := Decode(f, Limits{})
+		f.Close()
+		if err != nil {
+			continue // the reference PNGs and cases.json decode too; other files are not inputs
+		}
+		n++
+		direct := make([]float32, 3*224*224)
+		TaggerInput(img, 224, direct)
+		prepared := Prepare(img, 224)
+		if b := prepared.Bounds(); b.Dx() != 224 || b.Dy() != 224 {
+			t.Fatalf("%s: Prepare gave %v, want 224×224", path, b)
+		}
+		again := make([]float32, 3*224*224)
+		TaggerInput(prepared, 224, again)
+		for i := range direct {
+			if direct[i] != again[i] {
+				t.Fatalf("%s: tensor differs at %d: %v direct, %v through Prepare", filepath.Base(path), i, direct[i], again[i])
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d images checked", n)
+	}
+}

@@ -60,6 +60,9 @@ func Open(dir string, opts Options) (*Models, error) {
 	return &Models{t, d}, nil
 }
 
+// InputSize is the side of the square the tagger takes (see Prepare).
+func (m *Models) InputSize() int { return m.Tagger.meta.Size }
+
 // Close releases both models.
 func (m *Models) Close() error {
 	return errors.Join(m.Tagger.Close(), m.Detector.Close())

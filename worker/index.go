@@ -351,5 +351,13 @@ func (w *Worker) load(ctx context.Context, url string) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// At most one decode per core: sixteen fetchers decoding 40-megapixel
+	// images at once would hold gigabytes and gain nothing.
+	select {
+	case w.decodes <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-w.decodes }()
 	return w.cfg.Decode(bytes.NewReader(body))
 }

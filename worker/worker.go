@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -26,7 +27,9 @@ type Config struct {
 	Index   weft.Index
 	Vision  weft.Vision
 	Fetcher weft.Fetcher
-	// Decode turns fetched bytes into an image, enforcing pixel limits.
+	// Decode turns fetched bytes into an image, enforcing pixel limits. The
+	// server passes one that also shrinks the image to the model's input
+	// (vision.Prepare), so decoded images waiting for a batch stay small.
 	Decode func(io.Reader) (image.Image, error)
 
 	SpoolDir   string // uploaded catalog files wait here while they are parsed
@@ -52,6 +55,7 @@ type Worker struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wake    chan struct{}
+	decodes chan struct{} // one token per core: decoding is CPU work, fetching is not
 	uploads sync.WaitGroup
 	jobs    sync.WaitGroup
 }
@@ -95,7 +99,8 @@ func New(cfg Config) *Worker {
 		cfg.OnFailed = func(int) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Worker{cfg: cfg, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
+	return &Worker{cfg: cfg, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		decodes: make(chan struct{}, runtime.NumCPU())}
 }
 
 func itoa(n int) string {

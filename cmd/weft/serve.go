@@ -215,8 +215,16 @@ func (m *Main) Open(ctx context.Context) error {
 	})
 
 	spool := filepath.Join(c.DataDir, "spool")
+	side := v.InputSize()
+	indexDecode := func(r io.Reader) (image.Image, error) {
+		img, err := decode(r)
+		if err != nil {
+			return nil, err
+		}
+		return vision.Prepare(img, side), nil
+	}
 	m.worker = worker.New(worker.Config{
-		Store: store, Index: idx, Vision: v, Fetcher: fetcher, Decode: decode,
+		Store: store, Index: idx, Vision: v, Fetcher: fetcher, Decode: indexDecode,
 		SpoolDir: spool, SingleNode: c.DB == "", Jobs: c.Jobs, Fetchers: c.Fetchers,
 		Logger:    m.log.With("component", "worker"),
 		OnIndexed: func(n int) { met.ImagesIndexed.Add(float64(n)) },
