@@ -172,30 +172,27 @@ func (s *Server) startIndex(w http.ResponseWriter, r *http.Request, key weft.Key
 }
 
 func (s *Server) tag(w http.ResponseWriter, r *http.Request, key weft.Key) error {
-	p, err := s.imageParams(w, r)
-	if err != nil {
-		return err
-	}
-	img, err := s.queryImage(r.Context(), p)
-	if err != nil {
-		return err
-	}
-	labels, err := s.cfg.Vision.Tag(r.Context(), img)
-	if err != nil {
-		return err
-	}
-	s.recordUsage(r.Context(), key, weft.OpTag)
-	if labels == nil {
-		labels = []weft.Label{}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		Status status       `json:"status"`
-		Labels []weft.Label `json:"labels"`
-	}{statusOK, labels})
-	return nil
+	return answerImage(s, w, r, key, weft.OpTag, s.cfg.Vision.Tag, func(labels []weft.Label) any {
+		return struct {
+			Status status       `json:"status"`
+			Labels []weft.Label `json:"labels"`
+		}{statusOK, labels}
+	})
 }
 
 func (s *Server) detect(w http.ResponseWriter, r *http.Request, key weft.Key) error {
+	return answerImage(s, w, r, key, weft.OpDetect, s.cfg.Vision.Detect, func(boxes []weft.Box) any {
+		return struct {
+			Status status     `json:"status"`
+			Boxes  []weft.Box `json:"boxes"`
+		}{statusOK, boxes}
+	})
+}
+
+// answerImage serves the routes that run a model on the one image a
+// request names: read it, run the model, count the call, answer.
+func answerImage[T any](s *Server, w http.ResponseWriter, r *http.Request, key weft.Key, op weft.UsageOp,
+	run func(context.Context, image.Image) ([]T, error), answer func([]T) any) error {
 	p, err := s.imageParams(w, r)
 	if err != nil {
 		return err
@@ -204,18 +201,15 @@ func (s *Server) detect(w http.ResponseWriter, r *http.Request, key weft.Key) er
 	if err != nil {
 		return err
 	}
-	boxes, err := s.cfg.Vision.Detect(r.Context(), img)
+	out, err := run(r.Context(), img)
 	if err != nil {
 		return err
 	}
-	s.recordUsage(r.Context(), key, weft.OpDetect)
-	if boxes == nil {
-		boxes = []weft.Box{}
+	s.recordUsage(r.Context(), key, op)
+	if out == nil {
+		out = []T{} // the page shows an empty list, never null
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Status status     `json:"status"`
-		Boxes  []weft.Box `json:"boxes"`
-	}{statusOK, boxes})
+	writeJSON(w, http.StatusOK, answer(out))
 	return nil
 }
 
