@@ -32,6 +32,9 @@ def detect(net, img, nms_iou=0.5, min_score=0.001, max_det=100):
         d = decode(net(x))[0]
     xy, wh = d[:, :2], d[:, 2:4]
     boxes = torch.cat((xy - wh / 2, xy + wh / 2), 1) / r
+    # Clamped to the photo, as the Go decoder does.
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, img.size[0])
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, img.size[1])
     scores = d[:, 4:5] * d[:, 5:]
     ai, ci = (scores > min_score).nonzero(as_tuple=True)
     b, s = boxes[ai], scores[ai, ci]
