@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"strconv"
 	"time"
 )
 
@@ -137,14 +138,7 @@ type Usage map[string]map[UsageOp]UsageCount
 // UsageMonth formats t's month as the v0 API keys it.
 func UsageMonth(t time.Time) string {
 	t = t.UTC()
-	return t.Format("2006") + "-" + itoa(int(t.Month()))
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+	return strconv.Itoa(t.Year()) + "-" + strconv.Itoa(int(t.Month()))
 }
 
 // Label is one tag of an image.
