@@ -35,7 +35,7 @@ CLASS_INIT = {"bag": [24, 26, 28], "scarf": [27]}
 
 def parse():
     p = argparse.ArgumentParser()
-    p.add_argument("--iters", type=int, default=900)
+    p.add_argument("--iters", type=int, default=1400)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=7)
