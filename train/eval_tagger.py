@@ -7,7 +7,9 @@ Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_te
  - colour: on catalog-val, the product's baseColour family (palette.CATALOG_FAMILY;
    "Multi" rows skipped) is among the families of the two most confident colour labels;
  - search: on catalog-val, leave-one-out cosine precision@10 of the same product type
-   (last word of productDisplayName) and of the same type and baseColour.
+   (last word of productDisplayName) and of the same type and baseColour; reported both
+   literally ("Tshirts" != "Tshirt" != "T-shirt") and with the word normalised
+   (lower case, hyphens dropped, one trailing "s" dropped).
 """
 import argparse
 import json
@@ -47,6 +49,11 @@ def precision_at_k(emb, keys, k=10):
     return float((keys[nn_idx] == keys[:, None]).mean())
 
 
+def norm_type(word):
+    w = word.lower().replace("-", "")
+    return w[:-1] if w.endswith("s") else w
+
+
 def evaluate(onnx_path, meta_path):
     meta = json.load(open(meta_path))
     graph = OnnxGraph(onnx_path)
@@ -82,6 +89,10 @@ def evaluate(onnx_path, meta_path):
     typ = [r["productDisplayName"].split()[-1] for r in cat]
     res["search_p10_type_catalog"] = precision_at_k(emb, typ)
     res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
+    ntyp = [norm_type(t) for t in typ]
+    res["search_p10_normtype_catalog"] = precision_at_k(emb, ntyp)
+    res["search_p10_normtype_colour_catalog"] = precision_at_k(
+        emb, [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)])
     res["embedding_norm_max_dev"] = float(np.abs(np.linalg.norm(emb, axis=1) - 1).max())
     return res
 

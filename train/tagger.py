@@ -5,7 +5,7 @@ Backbone: MobileNetV2 (mobilenet.py). Type: linear softmax head on the pooled
 1280-d features. Colour: a small garment-mask head reads the stride-8 and
 stride-16 feature maps; the input image, pooled to 56x56 and converted to CIE
 Lab, is softly assigned to the palette and the assignment is averaged with the
-mask as weights, so background and skin do not vote. Embedding: a linear
+mask times a broad centre prior as weights, so background and skin do not vote. Embedding: a linear
 projection of the pooled features (type/shape) concatenated with the square
 root of color_probs (garment colour), each part unit-length and weighted,
 then L2-normalised.

@@ -1,12 +1,17 @@
-"""Train Weft's tagger and write models/tagger.onnx, tagger.json, splits and metrics.
+"""Train Weft's tagger and write models/tagger.onnx, tagger.json, the split and metrics.
 
     /usr/bin/python3 train/train_tagger.py
 
-Stages (frozen-feature caches live in train/work/, safe to delete):
- 1. split data/clothing by file-name hash (models/splits/clothing_val.txt);
- 2. type head on the backbone's pooled features;
- 3. garment-mask head on exact street masks;
- 4. embedding projection; export; metrics.
+Stages (frozen-feature caches live in train/work/tagger_*, safe to delete):
+ 1. split data/clothing by MD5 of the file name (models/splits/clothing_val.txt, ~15%);
+ 2. run the frozen early blocks once per view: every photo's plain view and VIEWS
+    augmented views of each training photo, cached at the stride-32 cut (block 13);
+ 3. fine-tune blocks 14-16, the 1280-d head conv and the type head on the cached views;
+ 4. garment-mask head on stride-8/16 features of exact street masks, the same street
+    people composited on white, and casual clothing photos with pseudo-masks from the
+    shared skin/clothes/hair model (also composited on white);
+ 5. embedding projection = principal axes of the fine-tuned pooled training features;
+ 6. export, check ONNX against torch, measure (eval_tagger.py), write metrics.
 """
 import argparse
 import json
@@ -14,28 +19,33 @@ import os
 
 # Passive OpenMP waits: the 2 cores are shared with other jobs and spinning threads waste them.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import random
-import sys
-import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from data import TYPES, clothing_rows, street_masked, street_sample  # noqa: E402
+from data import (CLOTHING, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
+                  on_white, square_float_mask, street_masked)
 from export import export  # noqa: E402
-from mobilenet import MobileNetV2  # noqa: E402
 from palette import PALETTE  # noqa: E402
-from preprocess import load_tensor, to_tensor  # noqa: E402
-from tagger import Tagger  # noqa: E402
+from preprocess import load_image, open_rgb, pad_square, to_tensor, SIZE  # noqa: E402
+from pseudo_masks import ClothesSegmenter  # noqa: E402
+from tagger import CUT8, CUT16, Tagger  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 MOBILENET = "/work/shared/models/init/mobilenet_v2_imagenet.onnx"
 WORK = os.path.join(HERE, "work")
 MASK_LABELS = "/work/shared/data/street/mask_labels.json"
+CUT32 = CUT16 + 1  # blocks[:14]: block 13 (stride 2) ends at 7x7x160; fine-tuning starts after it
+CHUNK = 128
 
 
 def log(*a):
@@ -48,87 +58,186 @@ def seed_all(seed):
     torch.manual_seed(seed)
 
 
-def batches(items, n):
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
+def cached(path, make):
+    if os.path.exists(path):
+        return torch.load(path)
+    val = make()
+    torch.save(val, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return val
 
 
 @torch.no_grad()
-def pooled_features(model, paths, cache):
-    if os.path.exists(cache):
-        return torch.load(cache)
-    out = []
-    for i, chunk in enumerate(batches(paths, 32)):
-        x = torch.from_numpy(np.stack([load_tensor(p) for p in chunk]))
-        f8 = model.stride8(x)
-        out.append(model.pooled(model.backbone.run_blocks(f8, 6, 13)))
-        if i % 20 == 0:
-            log("features", i * 32, "/", len(paths))
-    feats = torch.cat(out)
-    torch.save(feats, cache)
-    return feats
+def early(model, imgs):
+    """Frozen part on PIL images: (f8, f16, f32) as float16."""
+    x = torch.from_numpy(np.stack([to_tensor(i) for i in imgs]))
+    f8 = model.stride8(x)
+    f16 = model.backbone.run_blocks(f8, CUT8, CUT16)
+    f32 = model.backbone.run_blocks(f16, CUT16, CUT32)
+    return f8.half(), f16.half(), f32.half()
 
 
-def fit_linear(x, y, n_out, epochs=300, wd=1e-3, lr=0.05):
-    """Full-batch softmax regression (features standardised inside the layer)."""
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    lin = torch.nn.Linear(x.shape[1], n_out)
-    opt = torch.optim.Adam(lin.parameters(), lr=lr, weight_decay=wd)
-    xs = (x - mu) / sd
-    for _ in range(epochs):
-        opt.zero_grad()
-        F.cross_entropy(lin(xs), y).backward()
-        opt.step()
-    w = lin.weight.detach() / sd
-    return w, lin.bias.detach() - w @ mu
+def clothing_cache(model, rows, views, seed):
+    """Per chunk: base f8/f16/f32 of every photo, f32 of `views` augmented views of training photos."""
+    out = {"f8": [], "f16": [], "f32": [], "aug": [], "aug_y": []}
+    for c in range(0, len(rows), CHUNK):
+        def make(c=c):
+            rng = np.random.default_rng(seed * 100003 + c)
+            chunk = rows[c:c + CHUNK]
+            base = [load_image(p) for p, _, _ in chunk]
+            f8, f16, f32 = early(model, base)
+            aug, aug_y = [], []
+            for _ in range(views):
+                imgs = [augment(pad_square(open_rgb(p)), rng) for p, _, v in chunk if not v]
+                if imgs:
+                    aug.append(early(model, imgs)[2])
+                    aug_y += [y for _, y, v in chunk if not v]
+            return {"f8": f8, "f16": f16, "f32": f32,
+                    "aug": torch.cat(aug) if aug else torch.zeros(0, *f32.shape[1:]).half(),
+                    "aug_y": torch.tensor(aug_y, dtype=torch.long)}
+        part = cached(os.path.join(WORK, "tagger_clothing_v%d_s%d_%04d.pt" % (views, seed, c // CHUNK)), make)
+        for k in out:
+            out[k].append(part[k])
+        log("clothing cache", min(c + CHUNK, len(rows)), "/", len(rows))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def late_pooled(model, f32):
+    b = model.backbone
+    return b.top(b.run_blocks(f32.float(), CUT32, len(b.blocks))).mean(dim=(2, 3))
+
+
+def late_logits(model, f32):
+    return model.type_head(late_pooled(model, f32))
+
+
+def late_params(model):
+    """What fine-tuning trains: blocks 14-16, the 1280-d head conv and the type head."""
+    b = model.backbone
+    return list(b.blocks[CUT32:]) + [b.head, model.type_head]
+
+
+def finetune(model, x, y, val_x, val_y, epochs, seed):
+    head, rest = model.type_head, late_params(model)[:-1]
+    opt = torch.optim.AdamW([{"params": [p for m in rest for p in m.parameters()], "lr": 3e-4},
+                             {"params": head.parameters(), "lr": 3e-3}], weight_decay=1e-4)
+    n, bs = x.shape[0], 64
+    steps = epochs * ((n + bs - 1) // bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[3e-4, 3e-3], total_steps=steps, pct_start=0.1)
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        tot, t0 = 0.0, time.time()
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            xb = x[idx]
+            # Cheap stand-in for image flips: mirror half of the cached 7x7 maps.
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+            loss = F.cross_entropy(late_logits(model, xb), y[idx], label_smoothing=0.1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss) * len(idx)
+        acc = type_accuracy(model, val_x, val_y)
+        log("finetune epoch", ep, "loss", round(tot / n, 4), "val top-1", round(acc, 4), "s", round(time.time() - t0))
+    return acc
 
 
 @torch.no_grad()
-def street_mask_cache(model, cache, limit):
-    if os.path.exists(cache):
-        return torch.load(cache)
+def type_accuracy(model, x, y):
+    pred = torch.cat([late_logits(model, x[i:i + 256]).argmax(1) for i in range(0, x.shape[0], 256)])
+    return float((pred == y).float().mean())
+
+
+@torch.no_grad()
+def pooled(model, f32):
+    return torch.cat([late_pooled(model, f32[i:i + 256]) for i in range(0, f32.shape[0], 256)])
+
+
+def street_mask_data(model, seed):
+    """Exact street masks, plain and with the person composited on white; 15% held out by name."""
     labels = json.load(open(MASK_LABELS))
-    from data import STREET_NOT_GARMENT
     garment_ids = [i for i, n in enumerate(labels) if n not in STREET_NOT_GARMENT]
-    f8s, f16s, ms = [], [], []
-    for img_path, mask_path in street_masked()[:limit or None]:
-        img, mask = street_sample(img_path, mask_path, garment_ids)
-        x = torch.from_numpy(to_tensor(img))[None]
-        f8 = model.stride8(x)
-        f16 = model.backbone.run_blocks(f8, 6, 13)
-        f8s.append(f8.half())
-        f16s.append(f16.half())
-        ms.append(torch.from_numpy(mask)[None, None])
-    data = (torch.cat(f8s), torch.cat(f16s), torch.cat(ms))
-    torch.save(data, cache)
-    return data
+
+    def make():
+        rng = np.random.default_rng(seed + 7)
+        f8s, f16s, ms, val = [], [], [], []
+        for img_path, mask_path in street_masked():
+            lab = np.asarray(Image.open(mask_path))
+            garment = square_float_mask(np.isin(lab, garment_ids).astype(np.float32), SIZE)
+            person = square_float_mask((lab > 0).astype(np.float32), SIZE)
+            img = pad_square(open_rgb(img_path)).resize((SIZE, SIZE), Image.BILINEAR)
+            f8, f16, _ = early(model, [img, on_white(img, person, rng)])
+            f8s.append(f8)
+            f16s.append(f16)
+            ms += [torch.from_numpy(garment)[None]] * 2
+            val += [is_clothing_val(img_path)] * 2
+        return torch.cat(f8s), torch.cat(f16s), torch.stack(ms), torch.tensor(val)
+    return cached(os.path.join(WORK, "tagger_street_masks_s%d.pt" % seed), make)
 
 
-def train_mask_head(model, f8, f16, masks, epochs=40, seed=0):
+def clothing_mask_data(model, rows, cache, n, seed):
+    """Pseudo-masks for n training photos (plain view from the cache) and the same garments on white."""
+    idx = [i for i, r in enumerate(rows) if not r[2]]
+    rng = np.random.default_rng(seed + 11)
+    idx = sorted(rng.choice(idx, size=min(n, len(idx)), replace=False).tolist())
+
+    def make():
+        seg = ClothesSegmenter()
+        ms, f8w, f16w = [], [], []
+        for c in range(0, len(idx), 16):
+            imgs = [load_image(rows[i][0]) for i in idx[c:c + 16]]
+            m = seg(np.stack([np.asarray(i) for i in imgs]), SIZE)
+            ms.append(torch.from_numpy(m)[:, None])
+            f8, f16, _ = early(model, [on_white(i, mm, rng) for i, mm in zip(imgs, m)])
+            f8w.append(f8)
+            f16w.append(f16)
+            log("pseudo masks", c + 16, "/", len(idx))
+        return torch.cat(ms), torch.cat(f8w), torch.cat(f16w)
+    ms, f8w, f16w = cached(os.path.join(WORK, "tagger_clothing_masks_n%d_s%d.pt" % (n, seed)), make)
+    sel = torch.tensor(idx)
+    return torch.cat([cache["f8"][sel], f8w]), torch.cat([cache["f16"][sel], f16w]), torch.cat([ms, ms])
+
+
+def train_mask_head(model, f8, f16, masks, epochs, seed):
     g = torch.Generator().manual_seed(seed)
     target = F.adaptive_avg_pool2d(masks, 28)
     opt = torch.optim.Adam(model.mask_head.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     n = f8.shape[0]
     for ep in range(epochs):
         perm = torch.randperm(n, generator=g)
         tot = 0.0
-        for idx in batches(perm, 32):
+        for i in range(0, n, 32):
+            idx = perm[i:i + 32]
             logits = model.mask_head(f8[idx].float(), f16[idx].float())
             loss = F.binary_cross_entropy_with_logits(logits, target[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss) * len(idx)
-        if ep % 10 == 0 or ep == epochs - 1:
+        sched.step()
+        if ep % 5 == 0 or ep == epochs - 1:
             log("mask epoch", ep, "bce", round(tot / n, 4))
+
+
+@torch.no_grad()
+def mask_iou(model, f8, f16, masks):
+    pred = model.garment_mask(f8.float(), f16.float()) > 0.5
+    truth = F.adaptive_avg_pool2d(masks, pred.shape[-1]) > 0.5
+    return float((pred & truth).sum() / (pred | truth).sum().clamp(min=1))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "models"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--per-class", type=int, default=0, help="quick run: at most this many photos per type")
-    ap.add_argument("--street", type=int, default=0, help="quick run: at most this many street masks")
+    ap.add_argument("--views", type=int, default=0, help="augmented views cached per training photo")
+    ap.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs over all cached views")
+    ap.add_argument("--mask-photos", type=int, default=300, help="clothing photos given pseudo-masks")
+    ap.add_argument("--eval", action="store_true", help="also measure on catalog-val (eval_tagger.py)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     seed_all(args.seed)
@@ -138,51 +247,58 @@ def main():
 
     rows = clothing_rows()
     with open(os.path.join(args.out, "splits", "clothing_val.txt"), "w") as f:
-        for p, _, v in rows:
-            if v:
-                f.write(os.path.relpath(p, "/work/shared/data/clothing") + "\n")
-    train = [r for r in rows if not r[2]]
-    val = [r for r in rows if r[2]]
-    log("clothing train", len(train), "val", len(val))
+        f.writelines(os.path.relpath(p, CLOTHING) + "\n" for p, _, v in rows if v)
+    is_val = torch.tensor([r[2] for r in rows])
+    y = torch.tensor([r[1] for r in rows])
+    log("clothing train", int((~is_val).sum()), "val", int(is_val.sum()))
 
     model = Tagger(len(TYPES), [p[2] for p in PALETTE])
     model.backbone.load_onnx(MOBILENET)
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for m in late_params(model) + [model.mask_head]:
+        for p in m.parameters():
+            p.requires_grad_(True)
 
-    if args.per_class:
-        rows = [r for t in range(len(TYPES)) for r in [x for x in rows if x[1] == t][:args.per_class]]
-    feats = pooled_features(model, [r[0] for r in rows], os.path.join(WORK, "tagger_pooled_v0_%d.pt" % args.per_class))
-    y = torch.tensor([r[1] for r in rows])
-    is_val = torch.tensor([r[2] for r in rows])
-    w, b = fit_linear(feats[~is_val], y[~is_val], len(TYPES))
+    cache = clothing_cache(model, rows, args.views, args.seed)
+    x = torch.cat([cache["f32"][~is_val], cache["aug"]])
+    yt = torch.cat([y[~is_val], cache["aug_y"]])
+    log("fine-tuning on", x.shape[0], "views")
+    acc = finetune(model, x, yt, cache["f32"][is_val], y[is_val], args.epochs, args.seed)
+
+    feats = pooled(model, cache["f32"][~is_val])
+    # Uncentred: cosine similarity of the projections then tracks that of the pooled features
+    # themselves, for any image domain (centring on casual photos skews studio shots).
+    _, _, v = torch.linalg.svd(feats, full_matrices=False)
     with torch.no_grad():
-        model.type_head.weight.copy_(w)
-        model.type_head.bias.copy_(b)
-        acc = float((model.type_head(feats[is_val]).argmax(1) == y[is_val]).float().mean())
-    log("clothing val top-1", round(acc, 4))
+        model.proj.weight.copy_(v[:model.type_dim])
+        model.proj.bias.zero_()
 
-    # Embedding projection: principal axes of the training features.
-    tr = feats[~is_val]
-    mu = tr.mean(0)
-    _, _, v = torch.linalg.svd(tr - mu, full_matrices=False)
-    comp = v[:model.type_dim]
-    with torch.no_grad():
-        model.proj.weight.copy_(comp)
-        model.proj.bias.copy_(-comp @ mu)
+    s8, s16, sm, sval = street_mask_data(model, args.seed)
+    c8, c16, cm = clothing_mask_data(model, rows, cache, args.mask_photos, args.seed)
+    train_mask_head(model, torch.cat([s8[~sval], c8]), torch.cat([s16[~sval], c16]),
+                    torch.cat([sm[~sval], cm]), epochs=30, seed=args.seed)
+    iou = mask_iou(model, s8[sval], s16[sval], sm[sval])
+    log("street held-out mask IoU", round(iou, 4))
 
-    f8, f16, masks = street_mask_cache(model, os.path.join(WORK, "tagger_street_v0_%d.pt" % args.street), args.street)
-    train_mask_head(model, f8, f16, masks, seed=args.seed)
-
-    val = [r for r in rows if r[2]]
-    check = np.stack([load_tensor(r[0]) for r in val[:4]])
+    val_paths = [r[0] for r in rows if r[2]]
+    check = np.stack([to_tensor(load_image(p)) for p in val_paths[:4]])
     diffs = export(model, os.path.join(args.out, "tagger.onnx"), os.path.join(args.out, "tagger.json"), check)
     log("onnx vs torch max abs diff", diffs)
-    metrics = {"clothing_val_top1": acc, "clothing_val_n": len(val), "train_seconds": round(time.time() - t0),
-               "onnx_max_abs_diff": diffs}
+    metrics = {"clothing_val_top1_torch": acc, "clothing_val_n": int(is_val.sum()),
+               "street_heldout_mask_iou": iou, "onnx_max_abs_diff": diffs,
+               "train_seconds": round(time.time() - t0), "views": args.views, "epochs": args.epochs,
+               "mask_photos": args.mask_photos, "seed": args.seed}
+    if args.eval:
+        from eval_tagger import evaluate
+        metrics["eval"] = evaluate(os.path.join(args.out, "tagger.onnx"), os.path.join(args.out, "tagger.json"))
+    metrics["total_seconds"] = round(time.time() - t0)
+    torch.save(model.state_dict(), os.path.join(WORK, "tagger_state_s%d.pt" % args.seed))
     with open(os.path.join(args.out, "tagger_metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
         f.write("\n")
-    log("done", metrics)
+    log("done", json.dumps(metrics))
 
 
 if __name__ == "__main__":
