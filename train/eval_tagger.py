@@ -101,7 +101,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--onnx", default=os.path.join(ROOT, "models/tagger.onnx"))
     ap.add_argument("--meta", default=os.path.join(ROOT, "models/tagger.json"))
-    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--json", help="also store the figures under \"eval\" in this JSON file (created if missing)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
@@ -109,8 +109,10 @@ def main():
     res["eval_seconds"] = round(time.time() - t0)
     print(json.dumps(res, indent=1))
     if args.json:
+        doc = json.load(open(args.json)) if os.path.exists(args.json) else {}
+        doc["eval"] = res
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+            json.dump(doc, f, indent=1)
             f.write("\n")
 
 
