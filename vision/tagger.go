@@ -137,9 +137,17 @@ func (t *Tagger) Embed(ctx context.Context, imgs []image.Image) ([][]float32, er
 	return vecs, nil
 }
 
-// Tag returns the image's garment types (type "shape", best first: those
-// over the threshold, at least one) then its colours (type "color", best
-// first: those over the threshold, at least two).
+// Tag returns the image's garment types (type "shape") then its colours
+// (type "color"), each best first: those over the threshold, and at least
+// one type and two colours.
+//
+// Labels are ranked by their parent: a parent's confidence is the sum of
+// its children's probabilities, and it is named by its most probable child.
+// For colours this matters: the palette has several greys (charcoal, grey,
+// light grey…) and one red, so a red shirt in grey light would otherwise
+// be answered "color charcoal, color grey" — two names for one guess. Ranked
+// by family, the two colour labels are two different answers, and a
+// confidence is the share of the garment's pixels in that family.
 func (t *Tagger) Tag(ctx context.Context, img image.Image) ([]weft.Label, error) {
 	out, err := t.run(ctx, []image.Image{img})
 	if err != nil {
@@ -149,21 +157,35 @@ func (t *Tagger) Tag(ctx context.Context, img image.Image) ([]weft.Label, error)
 	return append(labels, pick("color", t.meta.Colors, out.colors, 2, t.threshold)...), nil
 }
 
-// pick returns the labels whose probability is at least threshold, best
-// first, and at least the best atLeast of them.
+// pick groups probabilities by parent and returns one label per parent,
+// named by its most probable child, with the parent's summed probability:
+// those at least threshold, best first, and at least the best atLeast.
 func pick(typ string, names []label, probs []float32, atLeast int, threshold float64) []weft.Label {
-	idx := make([]int, len(probs))
-	for i := range idx {
-		idx[i] = i
+	type group struct {
+		mass float64
+		best int
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	var groups []group
+	at := map[string]int{}
+	for i, p := range probs {
+		g, ok := at[names[i].Parent]
+		if !ok {
+			g = len(groups)
+			at[names[i].Parent] = g
+			groups = append(groups, group{best: i})
+		}
+		groups[g].mass += float64(p)
+		if p > probs[groups[g].best] {
+			groups[g].best = i
+		}
+	}
+	sort.SliceStable(groups, func(a, b int) bool { return groups[a].mass > groups[b].mass })
 	var out []weft.Label
-	for rank, i := range idx {
-		p := float64(probs[i])
-		if rank >= atLeast && p < threshold {
+	for rank, g := range groups {
+		if rank >= atLeast && g.mass < threshold {
 			break
 		}
-		out = append(out, weft.Label{Confidence: p, Type: typ, Name: names[i].Name})
+		out = append(out, weft.Label{Confidence: min(g.mass, 1), Type: typ, Name: names[g.best].Name})
 	}
 	return out
 }

@@ -134,31 +134,31 @@ func TestTag(t *testing.T) {
 	}
 }
 
+// TestPick: one label per parent, named by its most probable child, with
+// the parent's summed probability.
 func TestPick(t *testing.T) {
 	names := []label{{"a", "x"}, {"b", "x"}, {"c", "y"}, {"d", "y"}}
 	tests := []struct {
 		probs   []float32
 		atLeast int
 		want    []string
+		conf    []float64
 	}{
-		{[]float32{0.1, 0.6, 0.2, 0.1}, 1, []string{"b"}},
-		{[]float32{0.1, 0.1, 0.1, 0.1}, 2, []string{"a", "b"}},
-		{[]float32{0.35, 0.05, 0.3, 0.3}, 1, []string{"a", "c", "d"}},
-		{[]float32{0.29, 0.01, 0.3, 0.4}, 1, []string{"d", "c"}},
+		{[]float32{0.1, 0.6, 0.2, 0.1}, 1, []string{"b", "c"}, []float64{0.7, 0.3}},
+		{[]float32{0.1, 0.1, 0.1, 0.1}, 2, []string{"a", "c"}, []float64{0.2, 0.2}},
+		{[]float32{0.35, 0.05, 0.3, 0.3}, 1, []string{"c", "a"}, []float64{0.6, 0.4}},
+		{[]float32{0.3, 0.01, 0.3, 0.39}, 1, []string{"d", "a"}, []float64{0.69, 0.31}},
+		{[]float32{0.05, 0.05, 0.1, 0.8}, 1, []string{"d"}, []float64{0.9}},
 	}
 	for _, tt := range tests {
 		got := pick("shape", names, tt.probs, tt.atLeast, 0.3)
-		var names []string
-		for _, l := range got {
-			names = append(names, l.Name)
-		}
-		if len(names) != len(tt.want) {
-			t.Errorf("%v: %v, want %v", tt.probs, names, tt.want)
+		if len(got) != len(tt.want) {
+			t.Errorf("%v: %v, want %v", tt.probs, got, tt.want)
 			continue
 		}
-		for i := range names {
-			if names[i] != tt.want[i] {
-				t.Errorf("%v: %v, want %v", tt.probs, names, tt.want)
+		for i, l := range got {
+			if l.Name != tt.want[i] || math.Abs(l.Confidence-tt.conf[i]) > 1e-6 || l.Type != "shape" {
+				t.Errorf("%v: label %d is %+v, want %s at %.2f", tt.probs, i, l, tt.want[i], tt.conf[i])
 			}
 		}
 	}
