@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from preprocess import SIZE, open_rgb, pad_square
+from preprocess import SIZE
 
 SHARED = os.environ.get("WEFT_SHARED", "/work/shared")
 CLOTHING = os.path.join(SHARED, "data/clothing")
@@ -59,14 +59,6 @@ def square_float_mask(mask, size):
     top, left = (side - h) // 2, (side - w) // 2
     out[top:top + h, left:left + w] = mask
     return np.asarray(Image.fromarray(out, mode="F").resize((size, size), Image.BILINEAR), np.float32)
-
-
-def street_sample(img_path, mask_path, garment_ids):
-    """(224x224 RGB PIL image, 224x224 float garment mask) for one annotated street photo."""
-    img = open_rgb(img_path)
-    lab = np.asarray(Image.open(mask_path))
-    garment = np.isin(lab, garment_ids).astype(np.float32)
-    return pad_square(img).resize((SIZE, SIZE), Image.BILINEAR), square_float_mask(garment, SIZE)
 
 
 def augment(img, rng):
