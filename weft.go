@@ -6,6 +6,8 @@ package weft
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"image"
 	"strconv"
@@ -50,6 +52,16 @@ const (
 
 // StatusIndexInProgress is the v0 page's example spelling of StatusIndexing.
 const StatusIndexInProgress CatalogStatus = "index in progress"
+
+// NewCatalogID returns a fresh catalog id: 16 lowercase hex characters from
+// crypto/rand, as the v0 API shows them.
+func NewCatalogID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
 
 // Catalog is a key's collection of images to search.
 type Catalog struct {

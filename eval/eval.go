@@ -427,7 +427,7 @@ func averagePrecision(dets []detection, gt map[string][][4]float64, minIoU float
 	for i, d := range ds {
 		best, bestIoU := -1, 0.0
 		for j, g := range gt[d.image] {
-			if o := iou(d.box, g); o > bestIoU {
+			if o := vision.IoU(d.box, g); o > bestIoU {
 				best, bestIoU = j, o
 			}
 		}
@@ -450,16 +450,6 @@ func averagePrecision(dets []detection, gt map[string][][4]float64, minIoU float
 		}
 	}
 	return ap
-}
-
-func iou(a, b [4]float64) float64 {
-	iw := min(a[2], b[2]) - max(a[0], b[0])
-	ih := min(a[3], b[3]) - max(a[1], b[1])
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	return inter / ((a[2]-a[0])*(a[3]-a[1]) + (b[2]-b[0])*(b[3]-b[1]) - inter)
 }
 
 func ratio(a, n int) float64 {

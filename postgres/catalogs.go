@@ -21,7 +21,7 @@ func (db *DB) CreateCatalog(ctx context.Context, c *weft.Catalog) error {
 	// failed one would spoil a transaction.
 	for try := 0; ; try++ {
 		var err error
-		if id, err = newCatalogID(); err != nil {
+		if id, err = weft.NewCatalogID(); err != nil {
 			return wrap(op, err)
 		}
 		_, err = db.pool.Exec(ctx,

@@ -7,9 +7,7 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -197,11 +195,3 @@ func catalogNotFound(op, id string) error {
 
 // now is the store's clock, at the precision it keeps.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-func newCatalogID() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
-}

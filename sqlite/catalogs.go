@@ -21,7 +21,7 @@ func (db *DB) CreateCatalog(ctx context.Context, c *weft.Catalog) error {
 		// it from ever reaching a caller.
 		for range 3 {
 			var err error
-			if id, err = newCatalogID(); err != nil {
+			if id, err = weft.NewCatalogID(); err != nil {
 				return err
 			}
 			_, err = tx.ExecContext(ctx,

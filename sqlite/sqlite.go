@@ -11,11 +11,9 @@ package sqlite
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"embed"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -198,14 +196,6 @@ func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // now is the store's clock, at the precision it keeps.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-func newCatalogID() (string, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
-}
 
 func encodeVector(v []float32) []byte {
 	b := make([]byte, 4*len(v))

@@ -197,7 +197,7 @@ func (d *Detector) decode(out []float32, scale float64, w, h int, minScore float
 		}
 		ok := true
 		for _, k := range kept {
-			if k.family == c.family && iou(k.box, c.box) > d.meta.NMSIoU {
+			if k.family == c.family && IoU(k.box, c.box) > d.meta.NMSIoU {
 				ok = false
 				break
 			}
@@ -227,7 +227,8 @@ func family(category string) string {
 
 func clamp(v, lo, hi float64) float64 { return min(max(v, lo), hi) }
 
-func iou(a, b [4]float64) float64 {
+// IoU is the intersection over union of two boxes [x0, y0, x1, y1].
+func IoU(a, b [4]float64) float64 {
 	iw := min(a[2], b[2]) - max(a[0], b[0])
 	ih := min(a[3], b[3]) - max(a[1], b[1])
 	if iw <= 0 || ih <= 0 {

@@ -187,7 +187,7 @@ func TestDetectModel(t *testing.T) {
 		for _, g := range garmentBoxes(t, photo) {
 			total++
 			for _, b := range boxes {
-				if family(b.Category) == g.Category && iou(floats(b.BBox), floats(g.BBox)) >= 0.5 {
+				if family(b.Category) == g.Category && IoU(floats(b.BBox), floats(g.BBox)) >= 0.5 {
 					found++
 					break
 				}
