@@ -216,9 +216,11 @@ type Store interface {
 	// stored vector it dropped, so the caller can drop them from the Index.
 	UpsertImages(ctx context.Context, keyID int64, catalogID string, rows []Image) (invalidated []string, err error)
 
-	// StartIndex, in one transaction, sets the catalog to StatusIndexing and
-	// queues an index job, unless one is already queued or running (then it
-	// returns that job). Conflict when the catalog is uploading.
+	// StartIndex, in one transaction, sets the catalog to StatusIndexing,
+	// turns its ImageFailed images back to ImagePending (a new index request
+	// retries what could not be fetched before) and queues an index job,
+	// unless one is already queued or running (then it returns that job and
+	// changes nothing). Conflict when the catalog is uploading.
 	StartIndex(ctx context.Context, keyID int64, catalogID string) (Job, error)
 	// ClaimJob takes the oldest queued job, or a running one whose lease has
 	// expired, for worker until now+lease. ok is false when there is none.

@@ -46,6 +46,10 @@ func (db *DB) StartIndex(ctx context.Context, keyID int64, catalogID string) (we
 			weft.StatusIndexing, catalogID); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `UPDATE images SET state = 'pending'
+			WHERE catalog_id = $1 AND state = 'failed'`, catalogID); err != nil {
+			return err
+		}
 		job, err = scanJob(tx.QueryRow(ctx, `INSERT INTO jobs (catalog_id, key_id, state, created)
 			VALUES ($1, $2, 'queued', $3) RETURNING `+jobColumns, catalogID, keyID, now()))
 		return err

@@ -44,6 +44,10 @@ func (db *DB) StartIndex(ctx context.Context, keyID int64, catalogID string) (we
 			weft.StatusIndexing, catalogID); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET state = 'pending'
+			WHERE catalog_id = ? AND state = 'failed'`, catalogID); err != nil {
+			return err
+		}
 		job, err = scanJob(tx.QueryRowContext(ctx, `INSERT INTO jobs (catalog_id, key_id, state, created)
 			VALUES (?, ?, 'queued', ?) RETURNING `+jobColumns, catalogID, keyID, micros(now())))
 		return err

@@ -860,6 +860,23 @@ func testFailImages(t *testing.T, s weft.Store) {
 	if s.FailImages(ctx, c.ID, []string{"a", "b"}, []string{"one reason"}) == nil {
 		t.Errorf("FailImages with fewer reasons than images: no error")
 	}
+
+	// A new index request retries the failed image; a request that finds
+	// its job still live changes nothing.
+	j, err := s.StartIndex(ctx, k.ID, c.ID)
+	ok(t, err)
+	if im := imageByIID(t, s, k.ID, c.ID, "img-00001"); im.State != weft.ImagePending {
+		t.Errorf("after StartIndex the failed image is %s, want pending", im.State)
+	}
+	ok(t, s.FailImages(ctx, c.ID, []string{"img-00001"}, []string{"still 404"}))
+	again, err := s.StartIndex(ctx, k.ID, c.ID)
+	ok(t, err)
+	if again.ID != j.ID {
+		t.Errorf("StartIndex while a job is queued made job %d, want %d", again.ID, j.ID)
+	}
+	if im := imageByIID(t, s, k.ID, c.ID, "img-00001"); im.State != weft.ImageFailed {
+		t.Errorf("StartIndex on a live job reset a failure of that job: state %s", im.State)
+	}
 }
 
 func testPendingImagesPaging(t *testing.T, s weft.Store) {
