@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"image"
 	"strconv"
 	"time"
@@ -76,8 +77,17 @@ type Catalog struct {
 }
 
 // MaxErrorLog bounds the lines kept in a catalog's error log; the last line
-// then says how many more were dropped.
+// then says how many more were dropped (ErrorLogDropped).
 const MaxErrorLog = 1000
+
+// ErrorLogDropped is the error log's last line when n more lines were
+// dropped past MaxErrorLog.
+func ErrorLogDropped(n int) string {
+	if n == 1 {
+		return "... 1 more error line dropped."
+	}
+	return fmt.Sprintf("... %d more error lines dropped.", n)
+}
 
 // ImageState is an image's indexing state.
 type ImageState string
@@ -146,6 +156,14 @@ type UsageCount struct {
 
 // Usage is a key's usage by month ("2017-1", no zero padding) then operation.
 type Usage map[string]map[UsageOp]UsageCount
+
+// Add sets the count of op in month.
+func (u Usage) Add(month string, op UsageOp, c UsageCount) {
+	if u[month] == nil {
+		u[month] = map[UsageOp]UsageCount{}
+	}
+	u[month][op] = c
+}
 
 // UsageMonth formats t's month as the v0 API keys it.
 func UsageMonth(t time.Time) string {

@@ -85,20 +85,13 @@ func (db *DB) catalogs(ctx context.Context, where string, args ...any) ([]weft.C
 		}
 		c.Created = c.Created.UTC()
 		if dropped := numErrors - len(lines); dropped > 0 {
-			lines = append(lines, droppedLine(dropped))
+			lines = append(lines, weft.ErrorLogDropped(dropped))
 		}
 		if len(lines) > 0 {
 			c.ErrorLog = lines
 		}
 		return c, nil
 	})
-}
-
-func droppedLine(n int) string {
-	if n == 1 {
-		return "... 1 more error line dropped."
-	}
-	return fmt.Sprintf("... %d more error lines dropped.", n)
 }
 
 func (db *DB) DeleteCatalog(ctx context.Context, keyID int64, id string) error {

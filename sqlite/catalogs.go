@@ -124,16 +124,9 @@ func errorLog(ctx context.Context, tx *sql.Tx, catalogID string, numErrors int) 
 		return nil, err
 	}
 	if dropped := numErrors - len(lines); dropped > 0 {
-		lines = append(lines, droppedLine(dropped))
+		lines = append(lines, weft.ErrorLogDropped(dropped))
 	}
 	return lines, nil
-}
-
-func droppedLine(n int) string {
-	if n == 1 {
-		return "... 1 more error line dropped."
-	}
-	return fmt.Sprintf("... %d more error lines dropped.", n)
 }
 
 // DeleteCatalog removes the catalog, its jobs and error lines in one

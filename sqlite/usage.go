@@ -34,10 +34,7 @@ func (db *DB) Usage(ctx context.Context, keyID int64) (weft.Usage, error) {
 		if err := rows.Scan(&month, &uop, &c.Calls, &c.Images); err != nil {
 			return nil, wrap(op, err)
 		}
-		if u[month] == nil {
-			u[month] = map[weft.UsageOp]weft.UsageCount{}
-		}
-		u[month][uop] = c
+		u.Add(month, uop, c)
 	}
 	return u, wrap(op, rows.Err())
 }
