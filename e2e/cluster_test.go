@@ -37,11 +37,7 @@ func TestClusterNodeKilledMidIndex(t *testing.T) {
 	a := &client{t: t, base: "http://" + addrA}
 	a.token = a.form("POST", "/v0/token", url.Values{"api_key": {key}, "api_secret": {secret}})["access_token"].(string)
 
-	id := a.form("POST", "/v0/catalog", url.Values{"name": {"cluster"}})["catalog"].(map[string]any)["catalog_id"].(string)
-	a.file("/v0/catalog/"+id+"/upload", "catalog_file", "catalog.tsv", catalogFile(host.URL, n), nil)
-	a.waitFor(id, time.Minute, func(c map[string]any) bool { return c["status"] == "upload done" })
-	a.form("POST", "/v0/catalog/"+id+"/index", nil)
-	a.waitFor(id, 2*time.Minute, func(c map[string]any) bool { return num(c, "num_images_indexed") >= n/5 })
+	id, _ := a.indexUntil("cluster", host.URL, n, n/5)
 
 	nodeB := startServer(t, dataB, addrB, "--db", db, "--fetch-concurrency", "4")
 	b := &client{t: t, base: "http://" + addrB, token: a.token} // any node answers any request

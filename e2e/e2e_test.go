@@ -256,6 +256,18 @@ func catalogFile(host string, n int) []byte {
 	return b.Bytes()
 }
 
+// indexUntil creates a catalog of n images on host, uploads it, starts
+// indexing and returns once at least indexed images are done, with the
+// catalog as it was then.
+func (c *client) indexUntil(name, host string, n, indexed int) (string, map[string]any) {
+	c.t.Helper()
+	id := c.form("POST", "/v0/catalog", url.Values{"name": {name}})["catalog"].(map[string]any)["catalog_id"].(string)
+	c.file("/v0/catalog/"+id+"/upload", "catalog_file", "catalog.tsv", catalogFile(host, n), nil)
+	c.waitFor(id, time.Minute, func(c map[string]any) bool { return c["status"] == "upload done" })
+	c.form("POST", "/v0/catalog/"+id+"/index", nil)
+	return id, c.waitFor(id, 2*time.Minute, func(c map[string]any) bool { return num(c, "num_images_indexed") >= indexed })
+}
+
 func num(cat map[string]any, field string) int {
 	f, _ := cat[field].(float64)
 	return int(f)
@@ -270,12 +282,7 @@ func TestKillMidIndex(t *testing.T) {
 	data, addr := t.TempDir(), freeAddr(t)
 	srv := startServer(t, data, addr, "--fetch-concurrency", "4")
 	c := login(t, addr, data)
-
-	id := c.form("POST", "/v0/catalog", url.Values{"name": {"kill"}})["catalog"].(map[string]any)["catalog_id"].(string)
-	c.file("/v0/catalog/"+id+"/upload", "catalog_file", "catalog.tsv", catalogFile(host.URL, n), nil)
-	c.waitFor(id, time.Minute, func(c map[string]any) bool { return c["status"] == "upload done" })
-	c.form("POST", "/v0/catalog/"+id+"/index", nil)
-	before := c.waitFor(id, 2*time.Minute, func(c map[string]any) bool { return num(c, "num_images_indexed") >= n/4 })
+	id, before := c.indexUntil("kill", host.URL, n, n/4)
 	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -321,11 +328,7 @@ func TestTermMidIndex(t *testing.T) {
 	data, addr := t.TempDir(), freeAddr(t)
 	srv := startServer(t, data, addr, "--fetch-concurrency", "4")
 	c := login(t, addr, data)
-	id := c.form("POST", "/v0/catalog", url.Values{"name": {"term"}})["catalog"].(map[string]any)["catalog_id"].(string)
-	c.file("/v0/catalog/"+id+"/upload", "catalog_file", "catalog.tsv", catalogFile(host.URL, n), nil)
-	c.waitFor(id, time.Minute, func(c map[string]any) bool { return c["status"] == "upload done" })
-	c.form("POST", "/v0/catalog/"+id+"/index", nil)
-	c.waitFor(id, 2*time.Minute, func(c map[string]any) bool { return num(c, "num_images_indexed") >= n/4 })
+	id, _ := c.indexUntil("term", host.URL, n, n/4)
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
