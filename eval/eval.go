@@ -5,7 +5,9 @@ package eval
 
 import (
 	"context"
+	_ "embed"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"image"
 	"math"
@@ -184,25 +186,20 @@ func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (fl
 	return ratio(right, n), n, nil
 }
 
-// catalogFamily maps the catalog's baseColour to a colour family; it is
-// train/palette.py's CATALOG_FAMILY, which the tagger's colour parents use.
-// "Multi" has no family and is skipped.
-var catalogFamily = map[string]string{
-	"Black": "black", "White": "white", "Off White": "white",
-	"Grey": "grey", "Charcoal": "grey", "Grey Melange": "grey",
-	"Blue": "blue", "Navy Blue": "blue", "Teal": "blue", "Turquoise Blue": "blue",
-	"Red": "red", "Maroon": "red", "Burgundy": "red",
-	"Pink": "pink", "Magenta": "pink", "Rose": "pink",
-	"Purple": "purple", "Lavender": "purple", "Mauve": "purple",
-	"Green": "green", "Olive": "green", "Fluorescent Green": "green", "Lime Green": "green", "Sea Green": "green",
-	"Yellow": "yellow", "Mustard": "yellow",
-	"Orange": "orange", "Peach": "orange", "Rust": "orange",
-	"Brown": "brown", "Coffee Brown": "brown", "Tan": "brown", "Taupe": "brown", "Copper": "brown",
-	"Bronze": "brown", "Mushroom Brown": "brown",
-	"Beige": "beige", "Cream": "beige", "Khaki": "beige", "Nude": "beige", "Skin": "beige",
-	"Gold":   "gold",
-	"Silver": "silver", "Steel": "silver", "Metallic": "silver",
-}
+// catalogFamily maps the catalog's baseColour to a colour family. The table
+// lives in catalog_colours.json, which train/palette.py reads too, so the Go
+// and Python evaluations score colour alike. Colours it does not list
+// ("Multi") have no family and are skipped.
+var catalogFamily = func() map[string]string {
+	m := map[string]string{}
+	if err := json.Unmarshal(catalogColours, &m); err != nil {
+		panic("eval/catalog_colours.json: " + err.Error())
+	}
+	return m
+}()
+
+//go:embed catalog_colours.json
+var catalogColours []byte
 
 func colorTop2(ctx context.Context, v weft.Vision, shared string) (float64, int, error) {
 	dir := filepath.Join(shared, "data", "catalog-val")

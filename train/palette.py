@@ -8,9 +8,12 @@ close to one another with different parents (silver / light grey, khaki /
 beige, tan / camel) because shoppers name such garments either way.
 
 CATALOG_FAMILY maps the catalog's `baseColour` vocabulary to a family; it is
-used only to score colour tags, never to fit anything. "Multi" has no single
-family and its rows are skipped when scoring.
+used only to score colour tags, never to fit anything. Colours it does not list
+("Multi") have no single family and their rows are skipped when scoring.
 """
+import json
+import os
+
 
 FAMILIES = ["black", "white", "grey", "blue", "red", "pink", "purple", "green", "yellow", "orange",
             "brown", "beige", "gold", "silver", "multicolor"]
@@ -55,20 +58,6 @@ PALETTE = [
     ("lavender", "purple", (185, 165, 215)),
 ]
 
-CATALOG_FAMILY = {
-    "Black": "black", "White": "white", "Off White": "white",
-    "Grey": "grey", "Charcoal": "grey", "Grey Melange": "grey",
-    "Blue": "blue", "Navy Blue": "blue", "Teal": "blue", "Turquoise Blue": "blue",
-    "Red": "red", "Maroon": "red", "Burgundy": "red",
-    "Pink": "pink", "Magenta": "pink", "Rose": "pink",
-    "Purple": "purple", "Lavender": "purple", "Mauve": "purple",
-    "Green": "green", "Olive": "green", "Fluorescent Green": "green", "Lime Green": "green", "Sea Green": "green",
-    "Yellow": "yellow", "Mustard": "yellow",
-    "Orange": "orange", "Peach": "orange", "Rust": "orange",
-    "Brown": "brown", "Coffee Brown": "brown", "Tan": "brown", "Taupe": "brown", "Copper": "brown",
-    "Bronze": "brown", "Mushroom Brown": "brown",
-    "Beige": "beige", "Cream": "beige", "Khaki": "beige", "Nude": "beige", "Skin": "beige",
-    "Gold": "gold",
-    "Silver": "silver", "Steel": "silver", "Metallic": "silver",
-    "Multi": None,
-}
+# One copy, shared with the Go evaluation (eval/eval.go embeds the same file).
+with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "eval", "catalog_colours.json")) as f:
+    CATALOG_FAMILY = json.load(f)
