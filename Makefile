@@ -50,6 +50,8 @@ train-deps:
 
 models: train-deps
 	$(PY) train/train_tagger.py
+	$(PY) train/eval_tagger.py --json models/tagger_metrics.json
+	$(PY) train/calibrate_colour.py
 	$(PY) train/train_detector.py
 
 eval: build

@@ -196,4 +196,9 @@ class OnnxGraph:
         if op == "ConstantOfShape":
             v = numpy_helper.to_array(at["value"]) if "value" in at else np.zeros(1, np.float32)
             return torch.full(_ints(a[0]), float(v.reshape(-1)[0]))
+        if op == "TopK":
+            k = _ints(a[1])[0]
+            r = torch.topk(a[0], k, dim=at.get("axis", -1), largest=bool(at.get("largest", 1)),
+                           sorted=bool(at.get("sorted", 1)))
+            return [r.values, r.indices]
         raise NotImplementedError("ONNX op " + op)
