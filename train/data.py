@@ -96,3 +96,26 @@ def on_white(img, mask, rng):
     m = np.clip(mask, 0, 1)[..., None]
     bg = np.full_like(a, rng.uniform(232, 255))
     return Image.fromarray((a * m + bg * (1 - m)).round().astype(np.uint8))
+
+
+def street_garment_view(image_path, mask_path, label, worn, bg=246):
+    """A catalogue-like 224x224 view of one garment of a masked street photo: only its pixels
+    on a plain near-white background, cropped to it (worn=False, a packshot), or the whole
+    person on that background, framed on the garment with a margin (worn=True, a model shot)."""
+    import json
+    labels = json.load(open(os.path.join(STREET, "mask_labels.json")))
+    a = np.asarray(Image.open(image_path).convert("RGB"))
+    lab = np.asarray(Image.open(mask_path))
+    garment = lab == labels.index(label)
+    keep = lab > 0 if worn else garment
+    ys, xs = np.nonzero(garment)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    margin = 0.3 if worn else 0.08
+    mx, my = int((x1 - x0) * margin) + 2, int((y1 - y0) * margin) + 2
+    h, w = garment.shape
+    x0, y0, x1, y1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+    out = Image.fromarray(np.where(keep[..., None], a, np.uint8(bg))[y0:y1, x0:x1])
+    side = max(out.size)
+    square = Image.new("RGB", (side, side), (bg, bg, bg))
+    square.paste(out, ((side - out.size[0]) // 2, (side - out.size[1]) // 2))
+    return square.resize((SIZE, SIZE), Image.BILINEAR)

@@ -4,8 +4,8 @@
 
 Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_tensor:
  - type: top-1 parent on the held-out clothing split (models/splits/clothing_val.txt);
- - colour on our hand-labelled training photos (train/colour_labels.csv; a calibration
-   figure, not a held-out one);
+ - colour on our hand-labelled training photos and street garments (calibrate_colour.py;
+   calibration figures, not held-out ones);
  - colour: on catalog-val, the product's baseColour family (palette.CATALOG_FAMILY;
    "Multi" rows skipped) is among the families of the two most confident colour labels;
  - search: on catalog-val, leave-one-out cosine precision@10 of the same product type
@@ -77,11 +77,11 @@ def evaluate(onnx_path, meta_path):
     res["type_top1_clothing_val"] = float(np.mean([p == TYPES[r[1]] for p, r in zip(pred, val)]))
     res["type_n"] = len(val)
 
-    hand = hand_labels()
-    out = run_all(graph, [p for p, _ in hand])
-    res["colour_top2_family_hand_labelled"] = top2_hits(family_scores(out["color_probs"], meta),
-                                                        [f for _, f in hand])
-    res["colour_hand_n"] = len(hand)
+    for name, rows in hand_labels().items():
+        probs = np.concatenate([graph.run({"image": np.stack([load() for load, _ in rows[i:i + 32]])})["color_probs"]
+                                for i in range(0, len(rows), 32)])
+        res["colour_top2_family_hand_" + name] = top2_hits(family_scores(probs, meta), [f for _, f in rows])
+        res["colour_hand_n_" + name] = len(rows)
 
     cat = catalog_rows()
     out = run_all(graph, [r["path"] for r in cat])
