@@ -117,6 +117,9 @@ class Tagger(nn.Module):
         self.mask_head = MaskHead()
         self.register_buffer("lab_palette", palette_lab(palette_rgb))
         self.register_buffer("centre", centre_prior())
+        # Learned from our hand colour labels (calibrate_colour.fit_palette_weights): how much more
+        # or less often a garment is named by each palette colour than its pixels alone suggest.
+        self.register_buffer("palette_log_weight", torch.zeros(k))
         self.colour_weight = colour_weight
 
     def stride8(self, image):
@@ -135,7 +138,9 @@ class Tagger(nn.Module):
         assign = colour_assign(image, self.lab_palette)
         # Squared: the blurry edge of the upsampled mask (background, skin) votes less.
         mask = mask * mask * self.centre
-        return (assign * mask).sum(dim=(2, 3)) / (mask.sum(dim=(2, 3)) + 1e-6)
+        probs = (assign * mask).sum(dim=(2, 3)) / (mask.sum(dim=(2, 3)) + 1e-6)
+        probs = probs * torch.exp(self.palette_log_weight)
+        return probs / probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
     def embed(self, feat, color_probs):
         t = F.normalize(self.proj(feat), dim=1) * (1.0 - self.colour_weight ** 2) ** 0.5

@@ -9,7 +9,8 @@ Stages (frozen-feature caches live in train/work/tagger_*, safe to delete):
  3. fine-tune blocks 14-16, the 1280-d head conv and the type head on the cached views;
  4. garment-mask head on stride-8/16 features of exact street masks, the same street
     people composited on white, and casual clothing photos with pseudo-masks from the
-    shared skin/clothes/hair model (also composited on white);
+    shared skin/clothes/hair model (also composited on white); then one weight per
+    palette colour from our hand colour labels (calibrate_colour.py);
  5. embedding projection = principal axes of the fine-tuned pooled training features;
  6. export, check ONNX against torch, measure (eval_tagger.py), write metrics.
 """
@@ -32,6 +33,7 @@ import torch.nn.functional as F  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from calibrate_colour import fit_palette_weights, hand_labels, palette_probs  # noqa: E402
 from data import (CLOTHING, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
                   on_white, square_float_mask, street_masked)
 from export import export  # noqa: E402
@@ -281,6 +283,13 @@ def main():
                     torch.cat([sm[~sval], cm]), epochs=30, seed=args.seed)
     iou = mask_iou(model, s8[sval], s16[sval], sm[sval])
     log("street held-out mask IoU", round(iou, 4))
+
+    labelled = hand_labels()
+    probs = torch.cat([palette_probs(model, rows) for rows in labelled.values()])
+    weights = fit_palette_weights(probs, [f for rows in labelled.values() for _, f in rows])
+    model.palette_log_weight.copy_(weights)
+    log("palette weights from", probs.shape[0], "hand colour labels: range",
+        round(float(model.palette_log_weight.min()), 3), round(float(model.palette_log_weight.max()), 3))
 
     val_paths = [r[0] for r in rows if r[2]]
     check = np.stack([to_tensor(load_image(p)) for p in val_paths[:4]])
