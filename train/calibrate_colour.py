@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 
 import tagger as T  # noqa: E402
 from data import CLOTHING, STREET, TYPES, street_garment_view  # noqa: E402
-from palette import FAMILIES, PALETTE  # noqa: E402
+from palette import FAMILIES, PALETTE, family_matrix  # noqa: E402
 from preprocess import load_tensor, to_tensor  # noqa: E402
 
 CASUAL = os.path.join(HERE, "colour_labels.csv")
@@ -51,12 +51,8 @@ def _rows(path):
 def hand_labels():
     """{set name: [(loader, family)]}: loader() gives the float32 [3,224,224] model input."""
     casual = [(lambda p=os.path.join(CLOTHING, r["image"]): load_tensor(p), r["family"]) for r in _rows(CASUAL)]
-    street = []
-    for r in _rows(STREET_LABELS):
-        img = os.path.join(STREET, r["image"])
-        mask = os.path.join(STREET, "masks", os.path.splitext(os.path.basename(img))[0] + ".png")
-        street.append((lambda i=img, m=mask, r=r: to_tensor(street_garment_view(i, m, r["label"], r["worn"] == "1")),
-                       r["family"]))
+    street = [(lambda r=r: to_tensor(street_garment_view(os.path.join(STREET, r["image"]), r["label"],
+                                                         r["worn"] == "1")), r["family"]) for r in _rows(STREET_LABELS)]
     return {"casual": casual, "street_catalogue_views": street}
 
 
@@ -65,67 +61,36 @@ def top2_hits(family_scores, truth):
     return float(np.mean([t in (FAMILIES[a], FAMILIES[b]) for (a, b), t in zip(top2, truth)]))
 
 
-def family_scores(lab, mask, gain, l_weight, gamma, centre):
-    """T.colour_probs with the constants as arguments, summed per family."""
-    light = lab[:, 0:1]
-    white = torch.topk(light.flatten(1), T.WHITE_TOP, dim=1).values[:, -1:].clamp(min=T.WHITE_MIN_L)
-    light = 100.0 * torch.pow(torch.clamp(light / white[:, :, None, None], 0.0, 1.2), gamma)
-    lab = torch.cat([light, lab[:, 1:] * gain], dim=1)
-    pal = T.palette_lab([p[2] for p in PALETTE])
-    w = lab.new_tensor([l_weight, 1.0, 1.0]).reshape(1, 3, 1, 1)
-    d2 = (((lab.unsqueeze(1) - pal.reshape(1, -1, 3, 1, 1)) * w.unsqueeze(1)) ** 2).sum(dim=2)
-    assign = torch.softmax(-d2 / (2.0 * T.ASSIGN_SIGMA ** 2), dim=1)
-    c = (torch.arange(T.COLOUR_GRID, dtype=torch.float32) + 0.5) / T.COLOUR_GRID - 0.5
-    prior = torch.exp(-(c[:, None] ** 2 + c[None, :] ** 2) / (2 * centre ** 2))
-    m = mask * mask * prior
-    probs = ((assign * m).sum(dim=(2, 3)) / (m.sum(dim=(2, 3)) + 1e-6)).numpy()
-    fam = np.zeros((probs.shape[0], len(FAMILIES)))
-    for j, p in enumerate(PALETTE):
-        fam[:, FAMILIES.index(p[1])] += probs[:, j]
-    return fam
+FAMILY = torch.from_numpy(family_matrix([p[1] for p in PALETTE]))
+
+
+def palette_scores(lab, mask, gain=T.CHROMA_GAIN, l_weight=T.L_WEIGHT, gamma=T.L_GAMMA, centre=T.CENTRE_SIGMA):
+    """The graph's colour_probs before the learned palette weights, from grid_lab and the
+    garment mask, with the colour constants as arguments."""
+    assign = T.colour_assign(lab, T.palette_lab([p[2] for p in PALETTE]), gain, l_weight, gamma)
+    return T.palette_mix(assign, mask, T.centre_prior(sigma=centre))
 
 
 @torch.no_grad()
 def lab_and_mask(model, rows):
+    """grid_lab and the garment mask of every row, one forward pass of the early blocks."""
     labs, masks = [], []
     for i in range(0, len(rows), 32):
         x = torch.from_numpy(np.stack([load() for load, _ in rows[i:i + 32]]))
         f8 = model.stride8(x)
         masks.append(model.garment_mask(f8, model.backbone.run_blocks(f8, T.CUT8, T.CUT16)))
-        labs.append(T.srgb_to_lab(F.adaptive_avg_pool2d(x, T.COLOUR_GRID) * 0.5 + 0.5))
+        labs.append(T.grid_lab(x))
     return torch.cat(labs), torch.cat(masks)
-
-
-@torch.no_grad()
-def palette_probs(model, rows):
-    """colour_probs of the model for rows, without the learned palette weights."""
-    saved = model.palette_log_weight.clone()
-    model.palette_log_weight.zero_()
-    out = []
-    for i in range(0, len(rows), 32):
-        x = torch.from_numpy(np.stack([load() for load, _ in rows[i:i + 32]]))
-        f8 = model.stride8(x)
-        out.append(model.colour_probs(x, model.garment_mask(f8, model.backbone.run_blocks(f8, T.CUT8, T.CUT16))))
-    model.palette_log_weight.copy_(saved)
-    return torch.cat(out)
-
-
-def _family_matrix():
-    m = torch.zeros(len(PALETTE), len(FAMILIES))
-    for j, p in enumerate(PALETTE):
-        m[j, FAMILIES.index(p[1])] = 1.0
-    return m
 
 
 def fit_palette_weights(probs, families, lam=LAMBDA, steps=300):
     """Palette log-weights w maximising the likelihood of the hand-labelled family under
     family score = sum of the family's p_j * exp(w_j), with an L2 penalty lam * mean(w^2)."""
-    fam = _family_matrix()
     y = torch.tensor([FAMILIES.index(f) for f in families])
     w = torch.zeros(len(PALETTE), requires_grad=True)
     opt = torch.optim.Adam([w], lr=0.05)
     for _ in range(steps):
-        scores = (probs * torch.exp(w)) @ fam
+        scores = (probs * torch.exp(w)) @ FAMILY
         loss = F.nll_loss(torch.log(scores / scores.sum(dim=1, keepdim=True) + 1e-9), y) + lam * (w ** 2).mean()
         opt.zero_grad()
         loss.backward()
@@ -134,7 +99,7 @@ def fit_palette_weights(probs, families, lam=LAMBDA, steps=300):
 
 
 def weighted_top2(probs, families, w):
-    scores = ((probs * torch.exp(w)) @ _family_matrix()).numpy()
+    scores = ((probs * torch.exp(w)) @ FAMILY).numpy()
     return top2_hits(scores, families)
 
 
@@ -160,13 +125,12 @@ def main():
     model = T.Tagger(len(TYPES), [p[2] for p in PALETTE])
     model.load_state_dict(torch.load(args.state))
     model.eval()
-    labelled = hand_labels()
-    sets = {name: (*lab_and_mask(model, rows), [f for _, f in rows]) for name, rows in labelled.items()}
-    cross = cross_set_report({name: (palette_probs(model, rows), [f for _, f in rows])
-                              for name, rows in labelled.items()})
+    sets = {name: (*lab_and_mask(model, rows), [f for _, f in rows]) for name, rows in hand_labels().items()}
+    cross = cross_set_report({name: (palette_scores(lab, mask), truth) for name, (lab, mask, truth) in sets.items()})
 
     def score(key):
-        return {name: top2_hits(family_scores(lab, mask, *key), truth) for name, (lab, mask, truth) in sets.items()}
+        return {name: top2_hits((palette_scores(lab, mask, *key) @ FAMILY).numpy(), truth)
+                for name, (lab, mask, truth) in sets.items()}
 
     shipped = (T.CHROMA_GAIN, T.L_WEIGHT, T.L_GAMMA, T.CENTRE_SIGMA)
     plain = (1.0, 0.6, 1.0, 0.3)

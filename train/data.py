@@ -1,6 +1,8 @@
 """Datasets of /work/shared/data as the tagger trainer needs them."""
 import csv
+import functools
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -35,14 +37,25 @@ def clothing_rows():
     return out
 
 
+def street_mask_path(image_path):
+    return os.path.join(STREET, "masks", os.path.splitext(os.path.basename(image_path))[0] + ".png")
+
+
+@functools.lru_cache(maxsize=None)
+def street_mask_labels():
+    """Names of the street mask indices (mask_labels.json)."""
+    with open(os.path.join(STREET, "mask_labels.json")) as f:
+        return tuple(json.load(f))
+
+
 def street_masked():
     """[(image path, mask path)] for the pixel-annotated street photos."""
     out = []
     with open(os.path.join(STREET, "images.csv")) as f:
         for r in csv.DictReader(f):
             if r["annotation"] == "pixel":
-                name = os.path.splitext(os.path.basename(r["image"]))[0] + ".png"
-                out.append((os.path.join(STREET, r["image"]), os.path.join(STREET, "masks", name)))
+                img = os.path.join(STREET, r["image"])
+                out.append((img, street_mask_path(img)))
     return out
 
 
@@ -98,15 +111,13 @@ def on_white(img, mask, rng):
     return Image.fromarray((a * m + bg * (1 - m)).round().astype(np.uint8))
 
 
-def street_garment_view(image_path, mask_path, label, worn, bg=246):
+def street_garment_view(image_path, label, worn, bg=246):
     """A catalogue-like 224x224 view of one garment of a masked street photo: only its pixels
     on a plain near-white background, cropped to it (worn=False, a packshot), or the whole
     person on that background, framed on the garment with a margin (worn=True, a model shot)."""
-    import json
-    labels = json.load(open(os.path.join(STREET, "mask_labels.json")))
     a = np.asarray(Image.open(image_path).convert("RGB"))
-    lab = np.asarray(Image.open(mask_path))
-    garment = lab == labels.index(label)
+    lab = np.asarray(Image.open(street_mask_path(image_path)))
+    garment = lab == street_mask_labels().index(label)
     keep = lab > 0 if worn else garment
     ys, xs = np.nonzero(garment)
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1

@@ -28,16 +28,17 @@ sys.path.insert(0, HERE)
 from data import CLOTHING, TYPES, catalog_rows, clothing_rows  # noqa: E402
 from onnx_torch import OnnxGraph  # noqa: E402
 from calibrate_colour import hand_labels, top2_hits  # noqa: E402
-from palette import CATALOG_FAMILY, FAMILIES  # noqa: E402
+from palette import CATALOG_FAMILY, FAMILIES, family_matrix  # noqa: E402
 from preprocess import load_tensor  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 
 
-def run_all(graph, paths, batch=32):
+def run_all(graph, items, load=load_tensor, batch=32):
+    """The graph's outputs for every item, load(item) giving its input tensor."""
     outs = {}
-    for i in range(0, len(paths), batch):
-        x = np.stack([load_tensor(p) for p in paths[i:i + batch]])
+    for i in range(0, len(items), batch):
+        x = np.stack([load(it) for it in items[i:i + batch]])
         for k, v in graph.run({"image": x}).items():
             outs.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in outs.items()}
@@ -58,10 +59,7 @@ def norm_type(word):
 
 
 def family_scores(color_probs, meta):
-    out = np.zeros((color_probs.shape[0], len(FAMILIES)))
-    for j, c in enumerate(meta["colors"]):
-        out[:, FAMILIES.index(c["parent"])] += color_probs[:, j]
-    return out
+    return color_probs @ family_matrix([c["parent"] for c in meta["colors"]])
 
 
 def evaluate(onnx_path, meta_path):
@@ -78,8 +76,7 @@ def evaluate(onnx_path, meta_path):
     res["type_n"] = len(val)
 
     for name, rows in hand_labels().items():
-        probs = np.concatenate([graph.run({"image": np.stack([load() for load, _ in rows[i:i + 32]])})["color_probs"]
-                                for i in range(0, len(rows), 32)])
+        probs = run_all(graph, [load for load, _ in rows], load=lambda load: load())["color_probs"]
         res["colour_top2_family_hand_" + name] = top2_hits(family_scores(probs, meta), [f for _, f in rows])
         res["colour_hand_n_" + name] = len(rows)
 

@@ -14,6 +14,8 @@ used only to score colour tags, never to fit anything. Colours it does not list
 import json
 import os
 
+import numpy as np
+
 
 FAMILIES = ["black", "white", "grey", "blue", "red", "pink", "purple", "green", "yellow", "orange",
             "brown", "beige", "gold", "silver", "multicolor"]
@@ -59,5 +61,15 @@ PALETTE = [
 ]
 
 # One copy, shared with the Go evaluation (eval/eval.go embeds the same file).
-with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "eval", "catalog_colours.json")) as f:
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(_ROOT, "eval", "catalog_colours.json")) as f:
     CATALOG_FAMILY = json.load(f)
+
+
+def family_matrix(parents):
+    """One-hot [K, len(FAMILIES)] float32 matrix of K palette colours' parent families:
+    palette probabilities @ family_matrix = family scores, as the API ranks colour tags."""
+    import numpy as np
+    m = np.zeros((len(parents), len(FAMILIES)), np.float32)
+    m[np.arange(len(parents)), [FAMILIES.index(p) for p in parents]] = 1.0
+    return m

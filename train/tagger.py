@@ -57,10 +57,10 @@ def srgb_to_lab(rgb01):
     return torch.cat([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
-def centre_prior(n=COLOUR_GRID):
+def centre_prior(n=COLOUR_GRID, sigma=CENTRE_SIGMA):
     c = (torch.arange(n, dtype=torch.float32) + 0.5) / n - 0.5
     r2 = c[:, None] ** 2 + c[None, :] ** 2
-    return torch.exp(-r2 / (2 * CENTRE_SIGMA ** 2)).reshape(1, 1, n, n)
+    return torch.exp(-r2 / (2 * sigma ** 2)).reshape(1, 1, n, n)
 
 
 def palette_lab(rgbs):
@@ -86,22 +86,29 @@ class MaskHead(nn.Module):
         return self.out(h)  # logits [N,1,28,28]
 
 
-def normalise_lab(lab):
-    """Exposure and chroma normalisation of an [N,3,H,W] Lab image (see the constants)."""
+def grid_lab(image):
+    """The model input [N,3,224,224] pooled to 4x4 patches, in CIE Lab: [N,3,56,56]."""
+    return srgb_to_lab(F.adaptive_avg_pool2d(image, COLOUR_GRID) * 0.5 + 0.5)
+
+
+def colour_assign(lab, lab_palette, gain=CHROMA_GAIN, l_weight=L_WEIGHT, gamma=L_GAMMA):
+    """Soft palette assignment [N,K,56,56] of a grid_lab image after exposure and chroma
+    normalisation (see the constants; calibrate_colour.py varies them)."""
     light = lab[:, 0:1]
     white = torch.topk(light.flatten(1), WHITE_TOP, dim=1).values[:, -1:].clamp(min=WHITE_MIN_L)
-    light = 100.0 * torch.pow(torch.clamp(light / white[:, :, None, None], 0.0, 1.2), L_GAMMA)
-    return torch.cat([light, lab[:, 1:] * CHROMA_GAIN], dim=1)
-
-
-def colour_assign(image, lab_palette):
-    """Soft palette assignment of each 4x4 input patch: [N,K,56,56]."""
-    rgb01 = F.adaptive_avg_pool2d(image, COLOUR_GRID) * 0.5 + 0.5
-    lab = normalise_lab(srgb_to_lab(rgb01))
-    w = lab.new_tensor([L_WEIGHT, 1.0, 1.0]).reshape(1, 3, 1, 1)
+    light = 100.0 * torch.pow(torch.clamp(light / white[:, :, None, None], 0.0, 1.2), gamma)
+    lab = torch.cat([light, lab[:, 1:] * gain], dim=1)
+    w = lab.new_tensor([l_weight, 1.0, 1.0]).reshape(1, 3, 1, 1)
     diff = (lab.unsqueeze(1) - lab_palette.reshape(1, -1, 3, 1, 1)) * w.unsqueeze(1)
     d2 = (diff * diff).sum(dim=2)
     return torch.softmax(-d2 / (2.0 * ASSIGN_SIGMA ** 2), dim=1)
+
+
+def palette_mix(assign, mask, centre):
+    """Mask- and centre-weighted mean of the assignments: [N,K], summing to 1."""
+    # Squared: the blurry edge of the upsampled mask (background, skin) votes less.
+    mask = mask * mask * centre
+    return (assign * mask).sum(dim=(2, 3)) / (mask.sum(dim=(2, 3)) + 1e-6)
 
 
 class Tagger(nn.Module):
@@ -135,10 +142,7 @@ class Tagger(nn.Module):
         return torch.sigmoid(F.interpolate(logits, size=COLOUR_GRID, mode="bilinear", align_corners=False))
 
     def colour_probs(self, image, mask):
-        assign = colour_assign(image, self.lab_palette)
-        # Squared: the blurry edge of the upsampled mask (background, skin) votes less.
-        mask = mask * mask * self.centre
-        probs = (assign * mask).sum(dim=(2, 3)) / (mask.sum(dim=(2, 3)) + 1e-6)
+        probs = palette_mix(colour_assign(grid_lab(image), self.lab_palette), mask, self.centre)
         probs = probs * torch.exp(self.palette_log_weight)
         return probs / probs.sum(dim=1, keepdim=True).clamp(min=1e-12)
 

@@ -33,9 +33,9 @@ import torch.nn.functional as F  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from calibrate_colour import fit_palette_weights, hand_labels, palette_probs  # noqa: E402
+from calibrate_colour import fit_palette_weights, hand_labels, lab_and_mask, palette_scores  # noqa: E402
 from data import (CLOTHING, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
-                  on_white, square_float_mask, street_masked)
+                  on_white, square_float_mask, street_mask_labels, street_masked)
 from export import export  # noqa: E402
 from palette import PALETTE  # noqa: E402
 from preprocess import load_image, open_rgb, pad_square, to_tensor, SIZE  # noqa: E402
@@ -45,7 +45,6 @@ from tagger import CUT8, CUT16, Tagger  # noqa: E402
 ROOT = os.path.dirname(HERE)
 MOBILENET = "/work/shared/models/init/mobilenet_v2_imagenet.onnx"
 WORK = os.path.join(HERE, "work")
-MASK_LABELS = "/work/shared/data/street/mask_labels.json"
 CUT32 = CUT16 + 1  # blocks[:14]: block 13 (stride 2) ends at 7x7x160; fine-tuning starts after it
 CHUNK = 128
 
@@ -160,7 +159,7 @@ def pooled(model, f32):
 
 def street_mask_data(model, seed):
     """Exact street masks, plain and with the person composited on white; 15% held out by name."""
-    labels = json.load(open(MASK_LABELS))
+    labels = street_mask_labels()
     garment_ids = [i for i, n in enumerate(labels) if n not in STREET_NOT_GARMENT]
 
     def make():
@@ -285,7 +284,7 @@ def main():
     log("street held-out mask IoU", round(iou, 4))
 
     labelled = hand_labels()
-    probs = torch.cat([palette_probs(model, rows) for rows in labelled.values()])
+    probs = torch.cat([palette_scores(*lab_and_mask(model, rows)) for rows in labelled.values()])
     weights = fit_palette_weights(probs, [f for rows in labelled.values() for _, f in rows])
     model.palette_log_weight.copy_(weights)
     log("palette weights from", probs.shape[0], "hand colour labels: range",
