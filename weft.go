@@ -211,7 +211,10 @@ type VectorItem struct {
 type Store interface {
 	CreateKey(ctx context.Context, k *Key) error // sets k.ID, k.Created
 	KeyByAPIKey(ctx context.Context, apiKey string) (Key, error)
-	CreateToken(ctx context.Context, t Token) error
+	// CreateToken stores t and, in the same transaction, deletes the
+	// tokens of t's key that have expired by now, so that a key's stored
+	// tokens are only those issued within one lifetime.
+	CreateToken(ctx context.Context, t Token, now time.Time) error
 	// KeyByToken returns the key of an unexpired token; Unauthorized otherwise.
 	KeyByToken(ctx context.Context, hash []byte, now time.Time) (Key, error)
 

@@ -132,9 +132,9 @@ func (s *Service) IssueToken(ctx context.Context, apiKey, secret string) (token 
 	if token, err = random(tokenBytes); err != nil {
 		return "", 0, weft.E(op, err)
 	}
-	ttl := s.ttl()
-	t := weft.Token{Hash: HashToken(token), KeyID: k.ID, Expires: s.now().Add(ttl)}
-	if err := s.Store.CreateToken(ctx, t); err != nil {
+	ttl, now := s.ttl(), s.now()
+	t := weft.Token{Hash: HashToken(token), KeyID: k.ID, Expires: now.Add(ttl)}
+	if err := s.Store.CreateToken(ctx, t, now); err != nil {
 		return "", 0, weft.E(op, err)
 	}
 	return token, ttl, nil

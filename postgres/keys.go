@@ -40,12 +40,14 @@ func (db *DB) KeyByAPIKey(ctx context.Context, apiKey string) (weft.Key, error) 
 	return k, wrap(op, err)
 }
 
-// CreateToken stores t; NotFound when its key does not exist, Conflict
-// when its hash does already.
-func (db *DB) CreateToken(ctx context.Context, t weft.Token) error {
+// CreateToken stores t and drops its key's expired tokens, in one
+// statement; NotFound when its key does not exist, Conflict when its hash
+// does already.
+func (db *DB) CreateToken(ctx context.Context, t weft.Token, now time.Time) error {
 	const op = "postgres.CreateToken"
-	_, err := db.pool.Exec(ctx, `INSERT INTO tokens (hash, key_id, expires) VALUES ($1, $2, $3)`,
-		t.Hash, t.KeyID, t.Expires)
+	_, err := db.pool.Exec(ctx, `WITH expired AS (DELETE FROM tokens WHERE key_id = $2 AND expires <= $4)
+		INSERT INTO tokens (hash, key_id, expires) VALUES ($1, $2, $3)`,
+		t.Hash, t.KeyID, t.Expires, now)
 	switch {
 	case isUnique(err):
 		return weft.E(op, weft.Conflict, weft.Msgf("Token exists already."), err)

@@ -43,9 +43,13 @@ func (db *DB) KeyByAPIKey(ctx context.Context, apiKey string) (weft.Key, error) 
 	return k, wrap(op, err)
 }
 
-func (db *DB) CreateToken(ctx context.Context, t weft.Token) error {
+func (db *DB) CreateToken(ctx context.Context, t weft.Token, now time.Time) error {
 	const op = "sqlite.CreateToken"
 	return db.write(ctx, op, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tokens WHERE key_id = ? AND expires <= ?`,
+			t.KeyID, micros(now)); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, key_id, expires) VALUES (?, ?, ?)`,
 			t.Hash, t.KeyID, micros(t.Expires))
 		if isUnique(err) {

@@ -230,7 +230,7 @@ func testTokens(t *testing.T, s weft.Store) {
 		{Hash: []byte("token-a-edge"), KeyID: a.ID, Expires: now},
 		{Hash: []byte("token-b-live"), KeyID: b.ID, Expires: now.Add(time.Hour)},
 	} {
-		ok(t, s.CreateToken(ctx, tok))
+		ok(t, s.CreateToken(ctx, tok, now))
 	}
 	tests := []struct {
 		hash string
@@ -244,6 +244,10 @@ func testTokens(t *testing.T, s weft.Store) {
 		{"token-a-old", now, 0},
 		{"token-a-edge", now, 0},
 		{"token-a-edge", now.Add(-time.Minute), a.ID},
+		// Live a minute before now, but creating token-a-edge at now
+		// deleted it: a key's expired tokens are not kept.
+		{"token-a-old", now.Add(-time.Minute), 0},
+		{"token-b-live", now.Add(-time.Minute), b.ID},
 		{"no-such-token", now, 0},
 		{"", now, 0},
 	}
