@@ -11,7 +11,11 @@ Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_te
  - search: on catalog-val, leave-one-out cosine precision@10 of the same product type
    (last word of productDisplayName) and of the same type and baseColour; reported both
    literally ("Tshirts" != "Tshirt" != "T-shirt") and with the word normalised
-   (lower case, hyphens dropped, one trailing "s" dropped).
+   (lower case, hyphens dropped, one trailing "s" dropped);
+ - search against catalogue size: the normalised figures on random quarter and half
+   catalogues too, and a log-linear extrapolation to the ~7,700 photos the targets are set
+   on (P@10 grows with the catalogue: more same-type neighbours to find), for our embedding
+   and for the unchanged ImageNet backbone's pooled features, in the same run.
 """
 import argparse
 import json
@@ -32,6 +36,8 @@ from palette import CATALOG_FAMILY, FAMILIES, family_matrix  # noqa: E402
 from preprocess import load_tensor  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
+MOBILENET = "/work/shared/models/init/mobilenet_v2_imagenet.onnx"
+TARGET_CATALOGUE = 7700
 
 
 def run_all(graph, items, load=load_tensor, batch=32):
@@ -51,6 +57,21 @@ def precision_at_k(emb, keys, k=10):
     nn_idx = np.argsort(-sims, axis=1)[:, :k]
     keys = np.asarray(keys)
     return float((keys[nn_idx] == keys[:, None]).mean())
+
+
+def size_curve(emb, keys, fracs=(0.25, 0.5, 1.0), reps=5, seed=0):
+    """P@10 on random sub-catalogues of each fraction (mean of reps draws) and its log-linear
+    extrapolation to TARGET_CATALOGUE photos."""
+    rng = np.random.default_rng(seed)
+    keys = np.asarray(keys)
+    n = len(keys)
+    sizes, p10 = [], []
+    for f in fracs:
+        draws = [np.arange(n)] if f == 1.0 else [rng.choice(n, int(n * f), replace=False) for _ in range(reps)]
+        sizes.append(len(draws[0]))
+        p10.append(float(np.mean([precision_at_k(emb[d], keys[d]) for d in draws])))
+    slope, icept = np.polyfit(np.log(sizes), p10, 1)
+    return {"sizes": sizes, "p10": p10, "at_%d" % TARGET_CATALOGUE: float(icept + slope * np.log(TARGET_CATALOGUE))}
 
 
 def norm_type(word):
@@ -102,6 +123,13 @@ def evaluate(onnx_path, meta_path):
     res["search_p10_normtype_colour_catalog"] = precision_at_k(
         emb, [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)])
     res["embedding_norm_max_dev"] = float(np.abs(np.linalg.norm(emb, axis=1) - 1).max())
+
+    base = run_all(OnnxGraph(MOBILENET), [r["path"] for r in cat])["embedding"]
+    base = base / np.linalg.norm(base, axis=1, keepdims=True)
+    ncol = [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)]
+    for name, e in (("tagger", emb), ("imagenet", base)):
+        res["search_size_curve_normtype_" + name] = size_curve(e, ntyp)
+        res["search_size_curve_normtype_colour_" + name] = size_curve(e, ncol)
     return res
 
 
