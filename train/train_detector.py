@@ -5,8 +5,15 @@
 Prepares the street boxes (cached under train/work/), writes the held-out split, trains with
 fixed seeds, exports models/detector.onnx + detector.json, checks the ONNX against torch and
 writes models/detector_metrics.json with the held-out mAP@0.5.
+
+    /usr/bin/python3 train/train_detector.py --teacher train/work/detector_stage1.onnx
+
+also trains on the 1,094 street photos that carry only garment tags, boxed by the teacher
+(self-training): a photo is used when every garment family its tags name has a box, and
+its boxes are the teacher's of those families (see pseudo_items).
 """
 import argparse
+import csv
 import copy
 import json
 import math
@@ -20,7 +27,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import detect_eval  # noqa: E402
-from yolox_data import FAMILIES, Scenes, build_cache  # noqa: E402
+from PIL import Image  # noqa: E402
+from yolox_data import FAMILIES, FAMILY_LABELS, Scenes, build_cache, letterbox  # noqa: E402
 from yolox_loss import YoloxLoss  # noqa: E402
 from yolox_onnx import OnnxNet, load_detector  # noqa: E402
 
@@ -43,7 +51,47 @@ def parse():
     p.add_argument("--freeze", default="781", help="ONNX tensor up to which the backbone stays as trained on COCO")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=os.path.join(MODELS, "detector.onnx"))
+    p.add_argument("--teacher", help="detector ONNX that boxes the tag-only street photos for training")
+    p.add_argument("--pseudo-score", type=float, default=0.4, help="teacher boxes kept from this score")
+    p.add_argument("--pseudo-fallback", type=float, default=0.15,
+                   help="a tagged family without a box at --pseudo-score takes its best box from this score")
     return p.parse_args()
+
+
+def pseudo_items(teacher, street, score, fallback):
+    """Training items from the tag-only street photos, boxed by the teacher detector.
+
+    The tags say which families are in the photo, so a box of another family is dropped
+    and a photo is skipped when one of its tagged families has no box at all (its garment
+    would otherwise teach the model that it is background). No mask: never cut out for pasting."""
+    family_of = {name: f for f, names in FAMILY_LABELS.items() for name in names}
+    net = OnnxNet(onnx.load(teacher)).eval()
+    items, skipped = [], 0
+    with open(os.path.join(street, "images.csv")) as f:
+        rows = [r for r in csv.DictReader(f) if r["annotation"] == "image"]
+    for r in rows:
+        want = {FAMILIES.index(family_of[t.strip()]) for t in r["tags"].split(";") if t.strip() in family_of}
+        if not want:
+            skipped += 1
+            continue
+        img = Image.open(os.path.join(street, r["image"])).convert("RGB")
+        b, s, c = detect_eval.detect(net, img, min_score=fallback)
+        keep = []
+        for fam in want:
+            mine = (c == fam).nonzero().flatten().tolist()
+            strong = [i for i in mine if s[i] >= score]
+            keep += strong or mine[:1]  # detect() returns boxes best first
+        if {int(c[i]) for i in keep} != want:
+            skipped += 1
+            continue
+        a, ratio = letterbox(img)
+        nw, nh = int(round(img.size[0] * ratio)), int(round(img.size[1] * ratio))
+        boxes = np.array([[*(b[i] * ratio).tolist(), float(c[i])] for i in keep], np.float32)
+        items.append({"image": r["image"], "val": False, "img": a[:nh, :nw].copy(),
+                      "fam": np.full((nh, nw), 255, np.uint8), "boxes": boxes, "scale": ratio})
+    print(f"teacher boxes for {len(items)} tag-only photos ({sum(len(i['boxes']) for i in items)} boxes); "
+          f"{skipped} skipped", flush=True)
+    return items
 
 
 def batch_of(scenes, n):
@@ -78,6 +126,8 @@ def main():
     with open(detect_eval.SPLIT, "w") as f:
         f.write("\n".join(val) + "\n")
     print(f"{len(train)} training photos, {len(val)} held out; prepared in {time.time() - t0:.0f}s", flush=True)
+    if args.teacher:
+        train = train + pseudo_items(args.teacher, detect_eval.STREET, args.pseudo_score, args.pseudo_fallback)
 
     init = [CLASS_INIT.get(f, []) for f in FAMILIES]
     det = load_detector(INIT, len(FAMILIES), init)
