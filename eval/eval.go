@@ -38,7 +38,12 @@ type Report struct {
 	// product's name), and of the same type and base colour.
 	SearchP10Type      float64 `json:"search_p10_type"`
 	SearchP10TypeColor float64 `json:"search_p10_type_color"`
-	SearchImages       int     `json:"search_images"`
+	// The same with the type word normalised (normType: "Tshirts" =
+	// "T-shirt"), the reading under which the unchanged ImageNet backbone
+	// scores what the targets' brief quotes for it (models/README.md).
+	SearchP10NormType      float64 `json:"search_p10_normtype"`
+	SearchP10NormTypeColor float64 `json:"search_p10_normtype_color"`
+	SearchImages           int     `json:"search_images"`
 	// DetectMAP50 is the mean over garment families of the average
 	// precision at IoU 0.5 on the held-out street photos.
 	DetectMAP50  float64            `json:"detect_map50"`
@@ -63,7 +68,7 @@ func Run(ctx context.Context, v weft.Vision, sharedDir, modelsDir string) (Repor
 	if r.ColorTop2, r.ColorImages, err = colorTop2(ctx, v, sharedDir); err != nil {
 		return r, fmt.Errorf("colour: %w", err)
 	}
-	if r.SearchP10Type, r.SearchP10TypeColor, r.SearchImages, err = searchPrecision(ctx, v, sharedDir); err != nil {
+	if err = searchPrecision(ctx, v, sharedDir, &r); err != nil {
 		return r, fmt.Errorf("search: %w", err)
 	}
 	if r.DetectMAP50, r.DetectAP50, r.DetectImages, err = detectMAP(ctx, v, sharedDir, modelsDir); err != nil {
@@ -240,51 +245,63 @@ func colorTop2(ctx context.Context, v weft.Vision, shared string) (float64, int,
 	return ratio(right, n), n, nil
 }
 
-func searchPrecision(ctx context.Context, v weft.Vision, shared string) (float64, float64, int, error) {
+// searchPrecision fills r's Search fields.
+func searchPrecision(ctx context.Context, v weft.Vision, shared string, r *Report) error {
 	dir := filepath.Join(shared, "data", "catalog-val")
 	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
 	if err != nil {
-		return 0, 0, 0, err
+		return err
 	}
 	var vecs [][]float32
 	var kinds, colours []string
 	for start := 0; start < len(rows); start += vision.EmbedBatch {
 		var imgs []image.Image
-		for _, r := range rows[start:min(start+vision.EmbedBatch, len(rows))] {
-			img, err := decodeFile(filepath.Join(dir, r["path"]))
+		for _, row := range rows[start:min(start+vision.EmbedBatch, len(rows))] {
+			img, err := decodeFile(filepath.Join(dir, row["path"]))
 			if err != nil {
-				return 0, 0, 0, err
+				return err
 			}
 			imgs = append(imgs, img)
-			name := strings.Fields(r["productDisplayName"])
+			name := strings.Fields(row["productDisplayName"])
 			kind := ""
 			if len(name) > 0 {
 				kind = strings.ToLower(name[len(name)-1])
 			}
 			kinds = append(kinds, kind)
-			colours = append(colours, r["baseColour"])
+			colours = append(colours, row["baseColour"])
 		}
 		vs, err := v.Embed(ctx, imgs)
 		if err != nil {
-			return 0, 0, 0, err
+			return err
 		}
 		vecs = append(vecs, vs...)
 	}
-	pType, pBoth := precisionAt(vecs, 10, func(q, h int) (bool, bool) {
-		same := kinds[q] == kinds[h]
-		return same, same && colours[q] == colours[h]
-	})
-	return pType, pBoth, len(vecs), nil
+	sameType := func(q, h int) bool { return kinds[q] == kinds[h] }
+	sameNorm := func(q, h int) bool { return normType(kinds[q]) == normType(kinds[h]) }
+	p := precisionAt(vecs, 10, sameType,
+		func(q, h int) bool { return sameType(q, h) && colours[q] == colours[h] },
+		sameNorm,
+		func(q, h int) bool { return sameNorm(q, h) && colours[q] == colours[h] })
+	r.SearchP10Type, r.SearchP10TypeColor, r.SearchP10NormType, r.SearchP10NormTypeColor = p[0], p[1], p[2], p[3]
+	r.SearchImages = len(vecs)
+	return nil
+}
+
+// normType reads a lower-case product word loosely: hyphens dropped and
+// one trailing "s", so that "tshirts", "tshirt" and "t-shirt" are one type
+// (as train/eval_tagger.py's norm_type does).
+func normType(word string) string {
+	return strings.TrimSuffix(strings.ReplaceAll(word, "-", ""), "s")
 }
 
 // precisionAt runs leave-one-out exact search (unit vectors, cosine) and
-// returns the mean share of each query's k nearest others that rel calls
-// relevant, by each of its two relevance judgments.
-func precisionAt(vecs [][]float32, k int, rel func(q, hit int) (bool, bool)) (float64, float64) {
+// returns, for each relevance judgment in rels, the mean share of each
+// query's k nearest others that it calls relevant.
+func precisionAt(vecs [][]float32, k int, rels ...func(q, hit int) bool) []float64 {
+	sums := make([]float64, len(rels))
 	if len(vecs) < 2 {
-		return 0, 0
+		return sums
 	}
-	var sumA, sumB float64
 	sims := make([]float64, len(vecs))
 	idx := make([]int, len(vecs))
 	for q := range vecs {
@@ -299,21 +316,20 @@ func precisionAt(vecs [][]float32, k int, rel func(q, hit int) (bool, bool)) (fl
 		sims[q] = math.Inf(-1)
 		sort.SliceStable(idx, func(a, b int) bool { return sims[idx[a]] > sims[idx[b]] })
 		kk := min(k, len(vecs)-1)
-		a, b := 0, 0
-		for _, h := range idx[:kk] {
-			ra, rb := rel(q, h)
-			if ra {
-				a++
+		for i, rel := range rels {
+			hits := 0
+			for _, h := range idx[:kk] {
+				if rel(q, h) {
+					hits++
+				}
 			}
-			if rb {
-				b++
-			}
+			sums[i] += float64(hits) / float64(kk)
 		}
-		sumA += float64(a) / float64(kk)
-		sumB += float64(b) / float64(kk)
 	}
-	n := float64(len(vecs))
-	return sumA / n, sumB / n
+	for i := range sums {
+		sums[i] /= float64(len(vecs))
+	}
+	return sums
 }
 
 type detection struct {
