@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -59,7 +60,15 @@ func Open(path string) (*DB, error) {
 		return nil, weft.E(op, weft.Internal, err)
 	}
 	w.SetMaxOpenConns(1)
-	if err := migrate(context.Background(), w); err != nil {
+	// A new connection's pragmas can meet SQLITE_BUSY without the busy
+	// handler being asked: switching a new file to WAL, or opening while
+	// another connection recovers the WAL, fails at once. Open retries
+	// that for as long as busy_timeout would have waited.
+	deadline := time.Now().Add(busyTimeout)
+	for err = migrate(context.Background(), w); isBusy(err) && time.Now().Before(deadline); err = migrate(context.Background(), w) {
+		time.Sleep(time.Duration(10+rand.IntN(40)) * time.Millisecond)
+	}
+	if err != nil {
 		w.Close()
 		return nil, weft.E(op, weft.Internal, weft.Msgf("Cannot open the database %s.", path), err)
 	}
@@ -171,11 +180,16 @@ func wrap(op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return weft.E(op, weft.Unavailable, err)
 	}
-	var se *sqlite3.Error
-	if errors.As(err, &se) && (se.Code()&0xff == sqlite3lib.SQLITE_BUSY || se.Code()&0xff == sqlite3lib.SQLITE_LOCKED) {
+	if isBusy(err) {
 		return weft.E(op, weft.Unavailable, weft.Msgf("The database is busy, try again later."), err)
 	}
 	return weft.E(op, weft.Internal, err)
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
+func isBusy(err error) bool {
+	var se *sqlite3.Error
+	return errors.As(err, &se) && (se.Code()&0xff == sqlite3lib.SQLITE_BUSY || se.Code()&0xff == sqlite3lib.SQLITE_LOCKED)
 }
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
