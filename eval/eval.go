@@ -253,7 +253,7 @@ func searchPrecision(ctx context.Context, v weft.Vision, shared string, r *Repor
 		return err
 	}
 	var vecs [][]float32
-	var kinds, colours []string
+	var kinds, norms, colours []string
 	for start := 0; start < len(rows); start += vision.EmbedBatch {
 		var imgs []image.Image
 		for _, row := range rows[start:min(start+vision.EmbedBatch, len(rows))] {
@@ -268,6 +268,7 @@ func searchPrecision(ctx context.Context, v weft.Vision, shared string, r *Repor
 				kind = strings.ToLower(name[len(name)-1])
 			}
 			kinds = append(kinds, kind)
+			norms = append(norms, normType(kind))
 			colours = append(colours, row["baseColour"])
 		}
 		vs, err := v.Embed(ctx, imgs)
@@ -277,7 +278,7 @@ func searchPrecision(ctx context.Context, v weft.Vision, shared string, r *Repor
 		vecs = append(vecs, vs...)
 	}
 	sameType := func(q, h int) bool { return kinds[q] == kinds[h] }
-	sameNorm := func(q, h int) bool { return normType(kinds[q]) == normType(kinds[h]) }
+	sameNorm := func(q, h int) bool { return norms[q] == norms[h] }
 	p := precisionAt(vecs, 10, sameType,
 		func(q, h int) bool { return sameType(q, h) && colours[q] == colours[h] },
 		sameNorm,

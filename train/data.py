@@ -14,6 +14,7 @@ SHARED = os.environ.get("WEFT_SHARED", "/work/shared")
 CLOTHING = os.path.join(SHARED, "data/clothing")
 STREET = os.path.join(SHARED, "data/street")
 CATALOG = os.path.join(SHARED, "data/catalog-val")
+MOBILENET = os.path.join(SHARED, "models/init/mobilenet_v2_imagenet.onnx")
 
 TYPES = ["t-shirt", "long sleeve", "pants", "shoes", "shirt", "dress", "outerwear", "shorts", "hat", "skirt",
          "polo", "undershirt", "blazer", "hoodie", "bodysuit", "top", "blouse"]

@@ -29,14 +29,13 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from data import CLOTHING, TYPES, catalog_rows, clothing_rows  # noqa: E402
+from data import CLOTHING, MOBILENET, TYPES, catalog_rows, clothing_rows  # noqa: E402
 from onnx_torch import OnnxGraph  # noqa: E402
 from calibrate_colour import hand_labels, top2_hits  # noqa: E402
 from palette import CATALOG_FAMILY, FAMILIES, family_matrix  # noqa: E402
 from preprocess import load_tensor  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
-MOBILENET = "/work/shared/models/init/mobilenet_v2_imagenet.onnx"
 TARGET_CATALOGUE = 7700
 
 
@@ -119,14 +118,13 @@ def evaluate(onnx_path, meta_path):
     res["search_p10_type_catalog"] = precision_at_k(emb, typ)
     res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
     ntyp = [norm_type(t) for t in typ]
+    ncol = [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)]
     res["search_p10_normtype_catalog"] = precision_at_k(emb, ntyp)
-    res["search_p10_normtype_colour_catalog"] = precision_at_k(
-        emb, [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)])
+    res["search_p10_normtype_colour_catalog"] = precision_at_k(emb, ncol)
     res["embedding_norm_max_dev"] = float(np.abs(np.linalg.norm(emb, axis=1) - 1).max())
 
     base = run_all(OnnxGraph(MOBILENET), [r["path"] for r in cat])["embedding"]
     base = base / np.linalg.norm(base, axis=1, keepdims=True)
-    ncol = [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)]
     for name, e in (("tagger", emb), ("imagenet", base)):
         res["search_size_curve_normtype_" + name] = size_curve(e, ntyp)
         res["search_size_curve_normtype_colour_" + name] = size_curve(e, ncol)

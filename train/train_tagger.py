@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from calibrate_colour import fit_palette_weights, hand_labels, lab_and_mask, palette_scores  # noqa: E402
-from data import (CLOTHING, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
+from data import (CLOTHING, MOBILENET, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
                   on_white, square_float_mask, street_mask_labels, street_masked)
 from export import export  # noqa: E402
 from palette import PALETTE  # noqa: E402
@@ -43,7 +43,6 @@ from pseudo_masks import ClothesSegmenter  # noqa: E402
 from tagger import CUT8, CUT16, Tagger  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
-MOBILENET = "/work/shared/models/init/mobilenet_v2_imagenet.onnx"
 WORK = os.path.join(HERE, "work")
 # Fine-tuning starts at block 13, the first stride-32 block, on cached stride-16 maps, for 12
 # epochs: held-out type top-1 over seeds 0-2 is 0.879/0.872/0.872, against 0.859/0.844/0.840 when
