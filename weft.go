@@ -51,6 +51,10 @@ const (
 	StatusIndexError CatalogStatus = "index error"
 )
 
+// ReindexStatuses are the statuses of catalogs whose owner asked for them
+// to be indexed: they are indexed again when the embedding model changes.
+var ReindexStatuses = []CatalogStatus{StatusIndexing, StatusReady, StatusIndexError}
+
 // StatusIndexInProgress is the v0 page's example spelling of StatusIndexing.
 const StatusIndexInProgress CatalogStatus = "index in progress"
 
@@ -267,6 +271,14 @@ type Store interface {
 	Images(ctx context.Context, keyID int64, catalogID string, iids []string) ([]Image, error)
 	// Vectors calls fn for every indexed image of a catalog, in IID order.
 	Vectors(ctx context.Context, catalogID string, fn func(VectorItem) error) error
+	// SetEmbeddingModel records model as the one the stored vectors come
+	// from. When they came from another (or from before models were
+	// recorded), vectors of two models do not compare, so in the same
+	// transaction it drops every vector, turns indexed images back to
+	// ImagePending and, for each catalog whose indexing was asked for
+	// (ReindexStatuses), sets StatusIndexing and queues an index job. It
+	// returns the catalogs whose vectors it dropped.
+	SetEmbeddingModel(ctx context.Context, model string) (dropped []string, err error)
 
 	RecordUsage(ctx context.Context, keyID int64, op UsageOp, images int, at time.Time) error
 	Usage(ctx context.Context, keyID int64) (Usage, error)
@@ -293,6 +305,9 @@ type Vision interface {
 	Detect(ctx context.Context, img image.Image) ([]Box, error)
 	Labels() []LabelInfo
 	Dim() int // embedding length
+	// EmbeddingModel names the embedding: vectors of two names do not
+	// compare (see Store.SetEmbeddingModel).
+	EmbeddingModel() string
 }
 
 // Fetcher fetches images from outside, within limits; only it opens

@@ -348,3 +348,51 @@ func TestTermMidIndex(t *testing.T) {
 		t.Fatalf("after restart: %v, want %d indexed", cat, n)
 	}
 }
+
+// TestModelChangeIndexesAgain restarts the server on a store indexed by
+// another embedding model: the catalog is indexed again from its URLs, and
+// search then finds an indexed image by itself.
+func TestModelChangeIndexesAgain(t *testing.T) {
+	const n = 12
+	files := clothingImages(t, n)
+	host := imageHost(t, files, 0)
+	data, addr := t.TempDir(), freeAddr(t)
+	srv := startServer(t, data, addr)
+	c := login(t, addr, data)
+	id, _ := c.indexUntil("model", host.URL, n, n)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	if err := srv.cmd.Wait(); err != nil {
+		t.Fatalf("weft serve exited with %v after SIGTERM", err)
+	}
+
+	// The same network with a different tagger.json is, by digest, another model.
+	models := t.TempDir()
+	for _, f := range []string{"tagger.onnx", "detector.onnx", "detector.json"} {
+		if err := os.Symlink(filepath.Join(repoRoot, "models", f), filepath.Join(models, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	meta, err := os.ReadFile(filepath.Join(repoRoot, "models", "tagger.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(models, "tagger.json"), append(meta, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, data, addr, "--models", models)
+	if log := srv.log.String(); !strings.Contains(log, "embedding model changed") || !strings.Contains(log, "catalogs=1") {
+		t.Errorf("no model change of one catalog logged:\n%s", log)
+	}
+	cat := c.waitFor(id, 2*time.Minute, func(c map[string]any) bool {
+		return c["status"] == "ready for query" && num(c, "num_images_indexed") == n
+	})
+	if num(cat, "num_images_total") != n {
+		t.Fatalf("after the model change: %v, want %d of %d indexed", cat, n, n)
+	}
+	body, _ := os.ReadFile(files[3])
+	res := c.file("/v0/search", "image", "q.jpg", body, map[string]string{"catalog_id": id, "n_results": "3"})
+	top := res["similars"].([]any)[0].(map[string]any)
+	if top["iid"] != "3" || top["distance"].(float64) > 1e-4 {
+		t.Fatalf("the query image itself should come first at distance 0, got %v", res["similars"])
+	}
+}

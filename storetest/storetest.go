@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) weft.Store) {
 		{"Usage", testUsage},
 		{"DeleteCatalogCascade", testDeleteCatalogCascade},
 		{"CatalogsWithStatus", testCatalogsWithStatus},
+		{"EmbeddingModel", testEmbeddingModel},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -1176,4 +1177,108 @@ func testCatalogsWithStatus(t *testing.T, s weft.Store) {
 			t.Errorf("CatalogsWithStatus(%q) = %v, want %v", st, got, w)
 		}
 	}
+}
+
+// indexAll runs one index job of catalog c to the end as a worker would:
+// every image but the failed ones gets a vector, and c becomes ready.
+func indexAll(t *testing.T, s weft.Store, keyID int64, c string, failed ...string) {
+	t.Helper()
+	ctx := t.Context()
+	j, err := s.StartIndex(ctx, keyID, c)
+	ok(t, err)
+	claimed, found, err := s.ClaimJob(ctx, "w", time.Now(), time.Hour)
+	if err != nil || !found || claimed.ID != j.ID {
+		t.Fatalf("ClaimJob = %+v, %v, %v; want job %d", claimed, found, err, j.ID)
+	}
+	pending, err := s.PendingImages(ctx, c, "", 1000)
+	ok(t, err)
+	var iids []string
+	for _, im := range pending {
+		if !slices.Contains(failed, im.IID) {
+			iids = append(iids, im.IID)
+		}
+	}
+	save(t, s, c, iids...)
+	if len(failed) > 0 {
+		ok(t, s.FailImages(ctx, c, failed, slices.Repeat([]string{"unreachable"}, len(failed))))
+	}
+	ok(t, s.FinishJob(ctx, j.ID, weft.JobDone, weft.StatusReady))
+}
+
+func testEmbeddingModel(t *testing.T, s weft.Store) {
+	ctx := t.Context()
+	k := newKey(t, s, "k")
+	ready := newCatalog(t, s, k.ID, "ready")
+	upsert(t, s, k.ID, ready.ID, rows(3))
+	indexAll(t, s, k.ID, ready.ID, "img-00002")
+	reup := newCatalog(t, s, k.ID, "uploaded again")
+	upsert(t, s, k.ID, reup.ID, rows(2))
+	indexAll(t, s, k.ID, reup.ID)
+	ok(t, s.SetCatalogStatus(ctx, k.ID, reup.ID, weft.StatusUploadDone))
+	never := newCatalog(t, s, k.ID, "never indexed")
+	upsert(t, s, k.ID, never.ID, rows(2))
+
+	// Vectors stored before any model was recorded come from an unknown one.
+	dropped, err := s.SetEmbeddingModel(ctx, "m1")
+	ok(t, err)
+	slices.Sort(dropped)
+	if want := []string{ready.ID, reup.ID}; !slices.Equal(dropped, slices.Sorted(slices.Values(want))) {
+		t.Errorf("SetEmbeddingModel(m1) on unrecorded vectors dropped %v, want %v", dropped, want)
+	}
+	for _, c := range []string{ready.ID, reup.ID} {
+		if got := vectorIIDs(t, s, c); len(got) != 0 {
+			t.Errorf("catalog %s keeps vectors %v after a model change", c, got)
+		}
+	}
+	wantCounts(t, s, k.ID, ready.ID, 3, 0)
+	wantCounts(t, s, k.ID, reup.ID, 2, 0)
+	for iid, want := range map[string]weft.ImageState{"img-00000": weft.ImagePending, "img-00002": weft.ImageFailed} {
+		if im := imageByIID(t, s, k.ID, ready.ID, iid); im.State != want || im.Vector != nil {
+			t.Errorf("image %s: state %q, vector %d long; want %q and none", iid, im.State, len(im.Vector), want)
+		}
+	}
+	for c, want := range map[string]weft.CatalogStatus{ready.ID: weft.StatusIndexing, reup.ID: weft.StatusUploadDone,
+		never.ID: weft.StatusNew} {
+		if st := catalog(t, s, k.ID, c).Status; st != want {
+			t.Errorf("catalog %s: status %q after a model change, want %q", c, st, want)
+		}
+	}
+	if d, err := s.QueueDepth(ctx); err != nil || d != 1 {
+		t.Errorf("QueueDepth = %d, %v after a model change; want 1 (the ready catalog's job)", d, err)
+	}
+	j, found, err := s.ClaimJob(ctx, "w", time.Now(), time.Hour)
+	ok(t, err)
+	if !found || j.CatalogID != ready.ID || j.KeyID != k.ID {
+		t.Fatalf("ClaimJob = %+v, %v; want the ready catalog's job", j, found)
+	}
+	pending, err := s.PendingImages(ctx, ready.ID, "", 10)
+	ok(t, err)
+	if len(pending) != 2 {
+		t.Errorf("%d pending images after a model change, want 2 (the failed one stays failed)", len(pending))
+	}
+	save(t, s, ready.ID, "img-00000", "img-00001")
+	ok(t, s.FinishJob(ctx, j.ID, weft.JobDone, weft.StatusReady))
+
+	// The same model again changes nothing.
+	dropped, err = s.SetEmbeddingModel(ctx, "m1")
+	ok(t, err)
+	if len(dropped) != 0 || len(vectorIIDs(t, s, ready.ID)) != 2 {
+		t.Errorf("SetEmbeddingModel(m1) again dropped %v; vectors left %v", dropped, vectorIIDs(t, s, ready.ID))
+	}
+	if d, _ := s.QueueDepth(ctx); d != 0 {
+		t.Errorf("QueueDepth = %d after setting the same model, want 0", d)
+	}
+
+	// A new model while the catalog's job is queued adds no second job.
+	_, err = s.StartIndex(ctx, k.ID, ready.ID)
+	ok(t, err)
+	dropped, err = s.SetEmbeddingModel(ctx, "m2")
+	ok(t, err)
+	if !slices.Equal(dropped, []string{ready.ID}) {
+		t.Errorf("SetEmbeddingModel(m2) dropped %v, want [%s]", dropped, ready.ID)
+	}
+	if d, _ := s.QueueDepth(ctx); d != 1 {
+		t.Errorf("QueueDepth = %d after a model change with a job queued, want 1", d)
+	}
+	wantCounts(t, s, k.ID, ready.ID, 3, 0)
 }

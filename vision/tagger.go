@@ -2,9 +2,13 @@ package vision
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"image"
+	"io"
 	"math"
+	"os"
 	"runtime"
 	"sort"
 	"sync"
@@ -40,6 +44,7 @@ type Tagger struct {
 	meta      taggerMeta
 	sess      *onnx.Session
 	threshold float64
+	model     string // EmbeddingModel
 }
 
 // OpenTagger loads a tagger and its json description. Labels under
@@ -54,12 +59,39 @@ func OpenTagger(model, meta string, threshold float64, opts onnx.Options) (*Tagg
 	if m.Input == "" || m.Size <= 0 || m.EmbeddingDim <= 0 || len(m.Types) == 0 || len(m.Colors) < 2 {
 		return nil, weft.E(op, weft.Invalid, weft.Msgf("%s: input, size, embedding_dim, types and at least two colors are required", meta))
 	}
+	id, err := fileDigest(model, meta)
+	if err != nil {
+		return nil, weft.E(op, weft.Invalid, err)
+	}
 	sess, err := onnx.Open(model, []string{m.Input}, taggerOutputs, opts)
 	if err != nil {
 		return nil, weft.E(op, err)
 	}
-	return &Tagger{meta: m, sess: sess, threshold: threshold}, nil
+	return &Tagger{meta: m, sess: sess, threshold: threshold, model: id}, nil
 }
+
+// fileDigest is "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
+// the files' contents one after another.
+func fileDigest(paths ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+// EmbeddingModel names the embedding by the digest of tagger.onnx and
+// tagger.json: any retraining changes it. (Go preprocessing is part of the
+// embedding too; it is pinned to the training code's by a test.)
+func (t *Tagger) EmbeddingModel() string { return t.model }
 
 // Close releases the model.
 func (t *Tagger) Close() error { return t.sess.Close() }

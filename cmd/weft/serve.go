@@ -167,6 +167,31 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 	m.store = store
 	m.closers = append(m.closers, store.Close)
+
+	lib := c.ORTLib
+	if lib == "" {
+		lib = onnx.FindLibrary()
+	}
+	if err := onnx.Init(lib); err != nil {
+		return fmt.Errorf("loading ONNX Runtime from %s: %w (run `make build`, or set --ort-lib)", lib, err)
+	}
+	v, err := vision.Open(c.ModelsDir, vision.Options{Threads: c.Threads})
+	if err != nil {
+		return fmt.Errorf("loading models from %s: %w", c.ModelsDir, err)
+	}
+	m.vision = v
+	m.closers = append(m.closers, v.Close)
+
+	// Before the index is brought in line with the store: a new model drops
+	// the stored vectors, and the sync then drops them from the index.
+	dropped, err := store.SetEmbeddingModel(ctx, v.EmbeddingModel())
+	if err != nil {
+		return err
+	}
+	if len(dropped) > 0 {
+		m.log.Warn("embedding model changed: catalogs are indexed again", "model", v.EmbeddingModel(),
+			"catalogs", len(dropped))
+	}
 	if idx == nil {
 		ilog := m.log.With("component", "index")
 		hnsw, err := index.Open(filepath.Join(c.DataDir, "index"), index.Options{
@@ -182,20 +207,6 @@ func (m *Main) Open(ctx context.Context) error {
 		}
 	}
 	m.index = idx
-
-	lib := c.ORTLib
-	if lib == "" {
-		lib = onnx.FindLibrary()
-	}
-	if err := onnx.Init(lib); err != nil {
-		return fmt.Errorf("loading ONNX Runtime from %s: %w (run `make build`, or set --ort-lib)", lib, err)
-	}
-	v, err := vision.Open(c.ModelsDir, vision.Options{Threads: c.Threads})
-	if err != nil {
-		return fmt.Errorf("loading models from %s: %w", c.ModelsDir, err)
-	}
-	m.vision = v
-	m.closers = append(m.closers, v.Close)
 
 	decode := func(r io.Reader) (image.Image, error) {
 		return vision.Decode(r, vision.Limits{MaxPixels: c.MaxPixels})
