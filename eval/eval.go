@@ -288,11 +288,20 @@ func searchPrecision(ctx context.Context, v weft.Vision, shared string, r *Repor
 	return nil
 }
 
-// normType reads a lower-case product word loosely: hyphens dropped and
-// one trailing "s", so that "tshirts", "tshirt" and "t-shirt" are one type
-// (as train/eval_tagger.py's norm_type does).
+// normType reads a lower-case product word loosely, hyphens dropped and the
+// English plural undone, so that "tshirts", "tshirt" and "t-shirt" are one
+// type, as are "watches" and "watch" (as train/eval_tagger.py's norm_type).
 func normType(word string) string {
-	return strings.TrimSuffix(strings.ReplaceAll(word, "-", ""), "s")
+	w := strings.ReplaceAll(word, "-", "")
+	for _, suffix := range []string{"ches", "shes", "sses", "xes"} {
+		if strings.HasSuffix(w, suffix) {
+			return w[:len(w)-2]
+		}
+	}
+	if strings.HasSuffix(w, "ss") {
+		return w
+	}
+	return strings.TrimSuffix(w, "s")
 }
 
 // precisionAt runs leave-one-out exact search (unit vectors, cosine) and

@@ -165,9 +165,14 @@ func TestNormType(t *testing.T) {
 		{"tshirts", "tshirt"},
 		{"t-shirt", "tshirt"},
 		{"tshirt", "tshirt"},
-		{"watches", "watche"}, // one "s" only, as eval_tagger.py: "watch" stays apart
+		{"watches", "watch"},
+		{"watch", "watch"},
+		{"sunglasses", "sunglass"},
+		{"dress", "dress"},
+		{"dresses", "dress"},
+		{"boxes", "box"},
 		{"jeans", "jean"},
-		{"dress", "dres"},
+		{"shoes", "shoe"},
 		{"", ""},
 	}
 	for _, tc := range tests {

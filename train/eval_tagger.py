@@ -11,7 +11,7 @@ Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_te
  - search: on catalog-val, leave-one-out cosine precision@10 of the same product type
    (last word of productDisplayName) and of the same type and baseColour; reported both
    literally ("Tshirts" != "Tshirt" != "T-shirt") and with the word normalised
-   (lower case, hyphens dropped, one trailing "s" dropped);
+   (lower case, hyphens dropped, English plural undone: "Watches" = "Watch");
  - search against catalogue size: the normalised figures on random quarter and half
    catalogues too, and a log-linear extrapolation to the ~7,700 photos the targets are set
    on (P@10 grows with the catalogue: more same-type neighbours to find), for our embedding
@@ -74,8 +74,11 @@ def size_curve(emb, keys, fracs=(0.25, 0.5, 1.0), reps=5, seed=0):
 
 
 def norm_type(word):
+    """Lower case, hyphens dropped, English plural undone (as eval.go's normType)."""
     w = word.lower().replace("-", "")
-    return w[:-1] if w.endswith("s") else w
+    if w.endswith(("ches", "shes", "sses", "xes")):
+        return w[:-2]
+    return w[:-1] if w.endswith("s") and not w.endswith("ss") else w
 
 
 def family_scores(color_probs, meta):
