@@ -65,3 +65,31 @@ func TestUsageMonth(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckTransition(t *testing.T) {
+	tests := []struct {
+		current weft.CatalogStatus
+		from    []weft.CatalogStatus
+		msg     string // empty: allowed
+	}{
+		{weft.StatusNew, nil, ""},
+		{weft.StatusReady, []weft.CatalogStatus{weft.StatusIndexing, weft.StatusReady}, ""},
+		{weft.StatusUploading, []weft.CatalogStatus{weft.StatusNew},
+			`Catalog c1 is uploading, not "new".`},
+		{weft.StatusUploading, []weft.CatalogStatus{weft.StatusNew, weft.StatusUploadDone},
+			`Catalog c1 is uploading, not "new" or "upload done".`},
+	}
+	for _, tc := range tests {
+		err := weft.CheckTransition("op", "c1", tc.current, tc.from)
+		if tc.msg == "" {
+			if err != nil {
+				t.Errorf("%s from %v: %v, want nil", tc.current, tc.from, err)
+			}
+			continue
+		}
+		if weft.KindOf(err) != weft.Conflict || weft.MessageOf(err) != tc.msg {
+			t.Errorf("%s from %v: kind %v, message %q; want Conflict, %q",
+				tc.current, tc.from, weft.KindOf(err), weft.MessageOf(err), tc.msg)
+		}
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,6 +56,19 @@ const (
 // ReindexStatuses are the statuses of catalogs whose owner asked for them
 // to be indexed: they are indexed again when the embedding model changes.
 var ReindexStatuses = []CatalogStatus{StatusIndexing, StatusReady, StatusIndexError}
+
+// CheckTransition is Store.SetCatalogStatus's guard: nil when from is empty
+// or holds current, Conflict otherwise.
+func CheckTransition(op, id string, current CatalogStatus, from []CatalogStatus) error {
+	if len(from) == 0 || slices.Contains(from, current) {
+		return nil
+	}
+	q := make([]string, len(from))
+	for i, s := range from {
+		q[i] = strconv.Quote(string(s))
+	}
+	return E(op, Conflict, Msgf("Catalog %s is %s, not %s.", id, current, strings.Join(q, " or ")))
+}
 
 // StatusIndexInProgress is the v0 page's example spelling of StatusIndexing.
 const StatusIndexInProgress CatalogStatus = "index in progress"

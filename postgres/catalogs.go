@@ -3,9 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/weftlabs/weft"
@@ -115,8 +112,8 @@ func (db *DB) SetCatalogStatus(ctx context.Context, keyID int64, id string, stat
 		if err != nil {
 			return err
 		}
-		if len(from) > 0 && !slices.Contains(from, current) {
-			return weft.E(op, weft.Conflict, weft.Msgf("Catalog %s is %s, not %s.", id, current, joinStatuses(from)))
+		if err := weft.CheckTransition(op, id, current, from); err != nil {
+			return err
 		}
 		_, err = tx.Exec(ctx, `UPDATE catalogs SET status = $1 WHERE id = $2`, status, id)
 		return err
@@ -146,14 +143,6 @@ func lockCatalogOfAnyKey(ctx context.Context, tx pgx.Tx, op string, id string) e
 		return catalogNotFound(op, id)
 	}
 	return err
-}
-
-func joinStatuses(ss []weft.CatalogStatus) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, " or ")
 }
 
 func (db *DB) AppendErrorLog(ctx context.Context, keyID int64, id string, lines ...string) error {

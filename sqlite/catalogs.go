@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/weftlabs/weft"
@@ -209,8 +207,8 @@ func (db *DB) SetCatalogStatus(ctx context.Context, keyID int64, id string, stat
 		if err != nil {
 			return err
 		}
-		if len(from) > 0 && !oneOf(current, from) {
-			return weft.E(op, weft.Conflict, weft.Msgf("Catalog %s is %s, not %s.", id, current, joinStatuses(from)))
+		if err := weft.CheckTransition(op, id, current, from); err != nil {
+			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE catalogs SET status = ? WHERE id = ?`, status, id)
 		return err
@@ -226,23 +224,6 @@ func catalogStatus(ctx context.Context, tx *sql.Tx, op string, keyID int64, id s
 		return "", catalogNotFound(op, id)
 	}
 	return s, err
-}
-
-func oneOf(s weft.CatalogStatus, set []weft.CatalogStatus) bool {
-	for _, x := range set {
-		if s == x {
-			return true
-		}
-	}
-	return false
-}
-
-func joinStatuses(ss []weft.CatalogStatus) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, " or ")
 }
 
 func (db *DB) AppendErrorLog(ctx context.Context, keyID int64, id string, lines ...string) error {

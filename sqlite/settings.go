@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 
 	"github.com/weftlabs/weft"
 )
@@ -50,7 +51,7 @@ func (db *DB) SetEmbeddingModel(ctx context.Context, model string) ([]string, er
 				return err
 			}
 			dropped = append(dropped, c.id)
-			if !oneOf(c.status, weft.ReindexStatuses) {
+			if !slices.Contains(weft.ReindexStatuses, c.status) {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE catalogs SET status = ? WHERE id = ?`,

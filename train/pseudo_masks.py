@@ -1,13 +1,16 @@
 """Garment pseudo-masks for the casual clothing photos from the shared
 skin/clothes/hair segmentation model (PAN + MobileNetV3-small, MIT), run
 offline through onnx_torch since Debian's Python has no onnxruntime."""
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data import SHARED
 from onnx_torch import OnnxGraph
 
-SEG = "/work/shared/models/init/skin_clothes_hair_seg.onnx"
+SEG = os.path.join(SHARED, "models/init/skin_clothes_hair_seg.onnx")
 MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)
 
