@@ -4,7 +4,9 @@
 
 Prepares the street boxes (cached under train/work/), writes the held-out split, trains with
 fixed seeds, exports models/detector.onnx + detector.json, checks the ONNX against torch and
-writes models/detector_metrics.json with the held-out mAP@0.5.
+writes models/detector_metrics.json with the held-out mAP@0.5. A share of the training scenes
+(--garments) are casual garment photos from data/clothing (the tagger's training split), boxed
+by the shared clothes segmenter's mask: as taken, and cut out onto near-white as packshots.
 
     /usr/bin/python3 train/train_detector.py --teacher train/work/detector_stage1.onnx
 
@@ -28,7 +30,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import detect_eval  # noqa: E402
 from PIL import Image  # noqa: E402
-from yolox_data import FAMILIES, FAMILY_LABELS, Scenes, build_cache, letterbox  # noqa: E402
+from data import TYPES, clothing_rows  # noqa: E402
+from yolox_data import FAMILIES, FAMILY_LABELS, Scenes, build_cache, garment_items, letterbox  # noqa: E402
 from yolox_loss import YoloxLoss  # noqa: E402
 from yolox_onnx import OnnxNet, load_detector  # noqa: E402
 
@@ -43,7 +46,7 @@ CLASS_INIT = {"bag": [24, 26, 28], "scarf": [27]}
 
 def parse():
     p = argparse.ArgumentParser()
-    p.add_argument("--iters", type=int, default=1400)
+    p.add_argument("--iters", type=int, default=1800)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=7)
@@ -51,6 +54,8 @@ def parse():
     p.add_argument("--freeze", default="781", help="ONNX tensor up to which the backbone stays as trained on COCO")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=os.path.join(MODELS, "detector.onnx"))
+    p.add_argument("--garments", type=float, default=0.3,
+                   help="share of scenes that are one casual garment photo, as taken or as a packshot (0: street only)")
     p.add_argument("--teacher", help="detector ONNX that boxes the tag-only street photos for training")
     p.add_argument("--pseudo-score", type=float, default=0.4, help="teacher boxes kept from this score")
     p.add_argument("--pseudo-fallback", type=float, default=0.15,
@@ -128,6 +133,21 @@ def main():
     print(f"{len(train)} training photos, {len(val)} held out; prepared in {time.time() - t0:.0f}s", flush=True)
     if args.teacher:
         train = train + pseudo_items(args.teacher, detect_eval.STREET, args.pseudo_score, args.pseudo_fallback)
+    garments = []
+    if args.garments > 0:
+        from pseudo_masks import ClothesSegmenter
+        seg = None
+
+        def segment(arrays):
+            nonlocal seg
+            seg = seg or ClothesSegmenter()
+            return seg(np.stack(arrays), arrays[0].shape[0])
+        torch.set_num_threads(2)
+        # The tagger's split: its held-out photos stay unseen here too.
+        rows = [(p, t) for p, t, v in clothing_rows() if not v]
+        garments = garment_items(rows, TYPES, os.path.join(WORK, "garment_items.pkl"), segment)
+        torch.set_num_threads(args.threads)
+        print(f"{len(garments)} garment photos with mask boxes ({len(rows) - len(garments)} skipped)", flush=True)
 
     init = [CLASS_INIT.get(f, []) for f in FAMILIES]
     det = load_detector(INIT, len(FAMILIES), init)
@@ -136,7 +156,7 @@ def main():
     ema = copy.deepcopy(det)
     for p in ema.parameters():
         p.requires_grad_(False)
-    scenes = Scenes(train, rng, args.crop)
+    scenes = Scenes(train, rng, args.crop, garments, args.garments)
     loss_fn = YoloxLoss(size=args.crop)
     decay, other = [], []
     for p in det.parameters():
@@ -196,7 +216,8 @@ def main():
     print(f"mAP50 {res['mAP50']:.3f}", flush=True)
     res.update({"command": "/usr/bin/python3 train/train_detector.py " + " ".join(sys.argv[1:]),
                 "iters": args.iters, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                "train_images": len(train), "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
+                "train_images": len(train), "garment_images": len(garments), "garments": args.garments,
+                "train_seconds": round(train_s), "total_seconds": round(time.time() - t0),
                 "export_max_abs_diff": worst})
     with open(base + "_metrics.json", "w") as f:
         json.dump(res, f, indent=2)

@@ -1,4 +1,9 @@
-"""Street garment boxes for the detector: split, cache, letterbox and training scenes."""
+"""Garment boxes for the detector: street split, caches, letterbox and training scenes.
+
+Street photos carry exact masks and boxes. Casual garment photos (data/clothing: one garment
+filling the frame, on a floor, bed or hanger) carry only a type, so their box comes from the
+shared clothes segmenter's mask (garment_items); they are shown as they are and cut out onto a
+near-white studio background, the two kinds of photo the street set never shows."""
 import csv
 import hashlib
 import json
@@ -79,11 +84,87 @@ def build_cache(street, path):
     return items
 
 
+# Garment-photo type (data.TYPES) -> detector family.
+TYPE_FAMILY = {"t-shirt": "top", "long sleeve": "top", "pants": "pants", "shoes": "footwear", "shirt": "top",
+               "dress": "dress", "outerwear": "outerwear", "shorts": "pants", "hat": "hat", "skirt": "skirt",
+               "polo": "top", "undershirt": "top", "blazer": "outerwear", "hoodie": "top", "bodysuit": "top",
+               "top": "top", "blouse": "top"}
+
+
+def mask_boxes(mask, fam):
+    """Boxes [K,5] of a garment's pseudo-mask, or None when the mask is not trustworthy.
+
+    The garment is the mask's largest component with any other of at least 30% of its size;
+    footwear is usually a pair, so there each such component is its own box (two touching shoes
+    stay one, as in the street labels). The segmenter fails on pale garments on pale floors and
+    on busy floors, so a photo is skipped when its mask covers under 3% or over 90% of it, when
+    the largest component is under half the mask (scattered pieces), when the garment fills
+    under 30% of its box, when all its boxes together span under 12% of the photo (a piece of a
+    printed garment), or when they touch all four borders."""
+    from scipy import ndimage
+    h, w = mask.shape
+    area = mask.mean()
+    if area < 0.03 or area > 0.9:
+        return None
+    lab, n = ndimage.label(mask)
+    sizes = np.asarray(ndimage.sum(mask, lab, range(1, n + 1)))
+    if sizes.max() < 0.5 * sizes.sum():
+        return None
+    keep = [i + 1 for i, sz in enumerate(sizes) if sz >= 0.3 * sizes.max()]
+    groups = [[i] for i in keep] if FAMILIES[fam] == "footwear" else [keep]
+    boxes = []
+    for g in groups:
+        part = np.isin(lab, g)
+        ys, xs = np.nonzero(part)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        if part.sum() < 0.3 * (x1 - x0) * (y1 - y0):
+            return None
+        boxes.append([x0, y0, x1, y1, fam])
+    b = np.array(boxes, np.float32)
+    span = (b[:, 2].max() - b[:, 0].min()) * (b[:, 3].max() - b[:, 1].min())
+    if span < 0.12 * h * w:
+        return None
+    if b[:, 0].min() <= 1 and b[:, 1].min() <= 1 and b[:, 2].max() >= w - 1 and b[:, 3].max() >= h - 1:
+        return None
+    return b
+
+
+def garment_items(rows, types, path, segment):
+    """Training items from casual garment photos [(path, type index)]: the photo resized to fit
+    416, its family map (the garment's family on its pseudo-mask, 255 elsewhere) and boxes.
+    segment(list of RGB uint8 arrays of one size) -> clothes probabilities of that size."""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    from preprocess import open_rgb
+    items, skipped, side = [], 0, 256
+    for c in range(0, len(rows), 16):
+        chunk = [(open_rgb(p), t) for p, t in rows[c:c + 16]]
+        probs = segment([np.asarray(img.resize((side, side), Image.BILINEAR)) for img, _ in chunk])
+        for (img, t), prob in zip(chunk, probs):
+            a, r = letterbox(img)
+            nw, nh = int(round(img.size[0] * r)), int(round(img.size[1] * r))
+            mask = np.asarray(Image.fromarray((prob * 255).astype(np.uint8)).resize((nw, nh), Image.BILINEAR)) > 127
+            fam = FAMILIES.index(TYPE_FAMILY[types[t]])
+            boxes = mask_boxes(mask, fam)
+            if boxes is None:
+                skipped += 1
+                continue
+            items.append({"img": a[:nh, :nw].copy(), "fam": np.where(mask, fam, 255).astype(np.uint8),
+                          "boxes": boxes})
+        print(f"garment photos {min(c + 16, len(rows))}/{len(rows)}: {len(items)} kept, {skipped} skipped", flush=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(items, f)
+    return items
+
+
 def _resize(img, fam, boxes, s):
     h, w = img.shape[:2]
     nw, nh = max(1, int(w * s)), max(1, int(h * s))
     img = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
-    fam = np.asarray(Image.fromarray(fam).resize((nw, nh), Image.NEAREST))
+    if fam is not None:
+        fam = np.asarray(Image.fromarray(fam).resize((nw, nh), Image.NEAREST))
     b = boxes.copy()
     b[:, :4] *= s
     return img, fam, b
@@ -109,12 +190,15 @@ def _place(canvas, img, boxes, x, y):
 
 
 class Scenes:
-    """Random training scenes: single photos with scale jitter, 2x2 mosaics, pasted garments."""
+    """Random training scenes: single photos with scale jitter, 2x2 mosaics, pasted garments;
+    with garment photos, a share p_garment of scenes is one of them, as taken or as a packshot."""
 
-    def __init__(self, items, rng, crop=SIZE):
+    def __init__(self, items, rng, crop=SIZE, garments=(), p_garment=0.0):
         self.items = items
         self.rng = rng
         self.crop = crop
+        self.garments = garments
+        self.p_garment = p_garment if len(garments) else 0.0
         # Cut-outs for pasting: garments big enough to read, with their own pixels.
         self.cuts = []
         for it in items:
@@ -127,6 +211,8 @@ class Scenes:
 
     def sample(self):
         r = self.rng
+        if r.random() < self.p_garment:
+            return self._garment()
         if r.random() < 0.4:
             img, boxes = self._mosaic()
         else:
@@ -219,6 +305,46 @@ class Scenes:
             tight = np.array([[x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1, fam]], np.float32)
             boxes = np.concatenate([boxes, tight]) if len(boxes) else tight
         return img, boxes
+
+    def _garment(self):
+        """One garment photo filling most of a crop-sized frame: as taken (letterboxed at the
+        top-left like inference, or anywhere) or cut out along its mask onto near-white."""
+        r = self.rng
+        it = self.garments[r.integers(len(self.garments))]
+        img, fam, boxes = it["img"], it["fam"], it["boxes"]
+        if r.random() < 0.5:
+            img, fam = img[:, ::-1], fam[:, ::-1]
+            boxes = boxes.copy()
+            boxes[:, [0, 2]] = img.shape[1] - boxes[:, [2, 0]]
+        packshot = r.random() < 0.5
+        if packshot:
+            # Crop to the garment with a margin so that it fills the frame as in a catalogue.
+            x0, y0 = boxes[:, :2].min(0)
+            x1, y1 = boxes[:, 2:4].max(0)
+            m = r.uniform(0.03, 0.25) * max(x1 - x0, y1 - y0)
+            h, w = img.shape[:2]
+            cx0, cy0 = int(max(0, x0 - m)), int(max(0, y0 - m))
+            cx1, cy1 = int(min(w, x1 + m)), int(min(h, y1 + m))
+            bg = np.uint8(r.uniform(232, 255))
+            img = np.where((fam != 255)[..., None], img, bg)[cy0:cy1, cx0:cx1]
+            boxes = boxes.copy()
+            boxes[:, [0, 2]] -= cx0
+            boxes[:, [1, 3]] -= cy0
+            canvas = np.full((self.crop, self.crop, 3), bg, np.uint8)
+        else:
+            canvas = np.full((self.crop, self.crop, 3), PAD, np.uint8)
+        h, w = img.shape[:2]
+        s = r.uniform(0.6, 1.0) * self.crop / max(h, w)
+        img, _, boxes = _resize(np.ascontiguousarray(img), None, boxes, s)
+        h, w = img.shape[:2]
+        if packshot:
+            x, y = (self.crop - w) // 2, (self.crop - h) // 2
+        elif r.random() < 0.5:
+            x, y = 0, 0
+        else:
+            x, y = int(r.integers(0, self.crop - w + 1)), int(r.integers(0, self.crop - h + 1))
+        boxes = _place(canvas, img, boxes, x, y)
+        return self._colour(canvas), boxes
 
     def _colour(self, img):
         r = self.rng
