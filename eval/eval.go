@@ -29,6 +29,10 @@ type Report struct {
 	// shape label has the parent of their true type.
 	TypeAccuracy float64 `json:"type_top1_parent_accuracy"`
 	TypeImages   int     `json:"type_images"`
+	// TypeCatalog is the same on catalog photos whose product word names
+	// one of our types (catalog_types.json lists what counts as right).
+	TypeCatalog       float64 `json:"type_top1_catalog"`
+	TypeCatalogImages int     `json:"type_catalog_images"`
 	// ColorTop2 is the share of catalog photos whose colour family is the
 	// parent of one of their two best colour labels ("Multi" is skipped).
 	ColorTop2   float64 `json:"color_family_in_top2"`
@@ -74,6 +78,9 @@ func Run(ctx context.Context, v weft.Vision, sharedDir, modelsDir string) (Repor
 	var err error
 	if r.TypeAccuracy, r.TypeImages, err = typeAccuracy(ctx, v, sharedDir, modelsDir); err != nil {
 		return r, fmt.Errorf("type accuracy: %w", err)
+	}
+	if r.TypeCatalog, r.TypeCatalogImages, err = typeCatalog(ctx, v, sharedDir); err != nil {
+		return r, fmt.Errorf("type on the catalog: %w", err)
 	}
 	if r.ColorTop2, r.ColorImages, err = colorTop2(ctx, v, sharedDir); err != nil {
 		return r, fmt.Errorf("colour: %w", err)
@@ -195,6 +202,61 @@ func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (fl
 		for _, l := range labels {
 			if l.Type == "shape" {
 				if parentOf(l.Name) == parentOf(want) {
+					right++
+				}
+				break
+			}
+		}
+	}
+	return ratio(right, n), n, nil
+}
+
+// catalogTypes maps a normalised catalog product word to the shape labels'
+// parents that name it right; train/eval_tagger.py reads the same file.
+var catalogTypes = func() map[string][]string {
+	m := map[string][]string{}
+	if err := json.Unmarshal(catalogTypesJSON, &m); err != nil {
+		panic("eval/catalog_types.json: " + err.Error())
+	}
+	return m
+}()
+
+//go:embed catalog_types.json
+var catalogTypesJSON []byte
+
+func typeCatalog(ctx context.Context, v weft.Vision, shared string) (float64, int, error) {
+	dir := filepath.Join(shared, "data", "catalog-val")
+	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return 0, 0, err
+	}
+	parent := parents(v, "shape")
+	right, n := 0, 0
+	for _, r := range rows {
+		name := strings.Fields(r["productDisplayName"])
+		if len(name) == 0 {
+			continue
+		}
+		ok, scored := catalogTypes[normType(strings.ToLower(name[len(name)-1]))]
+		if !scored {
+			continue
+		}
+		img, err := decodeFile(filepath.Join(dir, r["path"]))
+		if err != nil {
+			return 0, 0, err
+		}
+		labels, err := v.Tag(ctx, img)
+		if err != nil {
+			return 0, 0, err
+		}
+		n++
+		for _, l := range labels {
+			if l.Type == "shape" {
+				p := parent[l.Name]
+				if p == "" {
+					p = l.Name
+				}
+				if slices.Contains(ok, p) {
 					right++
 				}
 				break

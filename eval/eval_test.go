@@ -137,14 +137,16 @@ func TestRun(t *testing.T) {
 	}
 	t.Logf("%+v", r)
 	if r.TypeImages != 20 || r.SearchImages != 40 || r.DetectImages != 5 || r.ColorImages == 0 ||
-		r.DetectMainClothingImages != 20 || r.DetectMainCatalogImages == 0 || r.DetectMainCatalogImages >= 40 {
+		r.DetectMainClothingImages != 20 || r.DetectMainCatalogImages == 0 || r.DetectMainCatalogImages >= 40 ||
+		r.TypeCatalogImages == 0 || r.TypeCatalogImages >= 40 {
 		t.Errorf("counted %d type, %d colour, %d search, %d detection, %d + %d main-garment images", r.TypeImages,
 			r.ColorImages, r.SearchImages, r.DetectImages, r.DetectMainClothingImages, r.DetectMainCatalogImages)
 	}
 	for name, x := range map[string]float64{"type": r.TypeAccuracy, "colour": r.ColorTop2, "p10 type": r.SearchP10Type,
 		"p10 type+colour": r.SearchP10TypeColor, "p10 normalised type": r.SearchP10NormType,
 		"p10 normalised type+colour": r.SearchP10NormTypeColor, "mAP": r.DetectMAP50,
-		"main family, clothing": r.DetectMainClothing, "main family, catalog": r.DetectMainCatalog} {
+		"main family, clothing": r.DetectMainClothing, "main family, catalog": r.DetectMainCatalog,
+		"type, catalog": r.TypeCatalog} {
 		if x < 0 || x > 1 || math.IsNaN(x) {
 			t.Errorf("%s = %v", name, x)
 		}

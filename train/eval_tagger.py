@@ -3,7 +3,8 @@
     /usr/bin/python3 train/eval_tagger.py [--onnx models/tagger.onnx] [--json out.json]
 
 Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_tensor:
- - type: top-1 parent on the held-out clothing split (models/splits/clothing_val.txt);
+ - type: top-1 parent on the held-out clothing split (models/splits/clothing_val.txt), and on
+   catalog-val where the product word names one of our types (CATALOG_TYPES);
  - colour on our hand-labelled training photos and street garments (calibrate_colour.py;
    calibration figures, not held-out ones);
  - colour: on catalog-val, the product's baseColour family (palette.CATALOG_FAMILY;
@@ -73,6 +74,12 @@ def size_curve(emb, keys, fracs=(0.25, 0.5, 1.0), reps=5, seed=0):
     return {"sizes": sizes, "p10": p10, "at_%d" % TARGET_CATALOGUE: float(icept + slope * np.log(TARGET_CATALOGUE))}
 
 
+# Catalogue product words (normalised) -> the garment types a tagger may answer for them; read by
+# eval.go too. Words with no clear type among ours (kurta, tunic, accessories) are not scored.
+with open(os.path.join(ROOT, "eval", "catalog_types.json")) as f:
+    CATALOG_TYPES = {k: set(v) for k, v in json.load(f).items()}
+
+
 def norm_type(word):
     """Lower case, hyphens dropped, English plural undone (as eval.go's normType)."""
     w = word.lower().replace("-", "")
@@ -118,6 +125,11 @@ def evaluate(onnx_path, meta_path):
 
     emb = out["embedding"]
     typ = [r["productDisplayName"].split()[-1] for r in cat]
+    # Type tags on catalogue shots (packshots and model shots), where a product word names a type.
+    pred = [TYPES[i] for i in out["type_probs"].argmax(1)]
+    scored = [(p, CATALOG_TYPES[norm_type(t)]) for p, t in zip(pred, typ) if norm_type(t) in CATALOG_TYPES]
+    res["type_top1_catalog"] = float(np.mean([p in ok for p, ok in scored]))
+    res["type_catalog_n"] = len(scored)
     res["search_p10_type_catalog"] = precision_at_k(emb, typ)
     res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
     ntyp = [norm_type(t) for t in typ]

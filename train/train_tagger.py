@@ -6,7 +6,8 @@ Stages (frozen-feature caches live in train/work/tagger_*, safe to delete):
  1. split data/clothing by MD5 of the file name (models/splits/clothing_val.txt, ~15%);
  2. run the frozen early blocks once per view: every photo's plain view and VIEWS
     augmented views of each training photo, cached at the stride-16 cut (after block 12);
- 3. fine-tune blocks 13-16, the 1280-d head conv and the type head on the cached views;
+ 3. fine-tune blocks 13-16, the 1280-d head conv and the type head on the cached views and on
+    catalogue-style model shots made from the masked street photos (street_type_views);
  4. garment-mask head on stride-8/16 features of exact street masks, the same street
     people composited on white, and casual clothing photos with pseudo-masks from the
     shared skin/clothes/hair model (also composited on white); then one weight per
@@ -15,6 +16,7 @@ Stages (frozen-feature caches live in train/work/tagger_*, safe to delete):
  6. export, check ONNX against torch, measure (eval_tagger.py), write metrics.
 """
 import argparse
+import hashlib
 import json
 import os
 
@@ -35,7 +37,8 @@ sys.path.insert(0, HERE)
 
 from calibrate_colour import fit_palette_weights, hand_labels, lab_and_mask, palette_scores  # noqa: E402
 from data import (CLOTHING, MOBILENET, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
-                  on_white, square_float_mask, street_mask_labels, street_masked)
+                  on_white, square_float_mask, street_garment_view, street_mask_labels, street_mask_path,
+                  street_masked)
 from export import export  # noqa: E402
 from palette import PALETTE  # noqa: E402
 from preprocess import load_image, open_rgb, pad_square, to_tensor, SIZE  # noqa: E402
@@ -50,6 +53,18 @@ WORK = os.path.join(HERE, "work")
 # The mask head reads blocks[:13] too, so its input stays the frozen ImageNet one.
 FT_CUT = CUT16
 CHUNK = 128
+# Street mask label -> garment type, for catalogue-style model shots (street_type_views). Only
+# labels that mean the same in both datasets (data/clothing's "long sleeve" holds its sweaters and
+# sweatshirts); the street set's "top", "blouse", "hoodie" or "cardigan" are not drawn the way
+# data/clothing's classes are.
+STREET_TYPE = {
+    "t-shirt": "t-shirt", "shirt": "shirt", "sweater": "long sleeve", "jumper": "long sleeve",
+    "sweatshirt": "long sleeve", "jacket": "outerwear", "coat": "outerwear",
+    "blazer": "blazer", "jeans": "pants", "pants": "pants", "shorts": "shorts", "skirt": "skirt",
+    "dress": "dress", "hat": "hat", "shoes": "shoes", "boots": "shoes", "sneakers": "shoes",
+    "heels": "shoes", "flats": "shoes", "loafers": "shoes", "pumps": "shoes", "sandals": "shoes",
+    "wedges": "shoes", "clogs": "shoes",
+}
 
 
 def log(*a):
@@ -120,11 +135,13 @@ def late_params(model):
     return list(b.blocks[FT_CUT:]) + [b.head, model.type_head]
 
 
-def finetune(model, x, y, val_x, val_y, epochs, seed):
+def finetune(model, x, y, val_x, val_y, epochs, seed, weight=None):
+    """weight: per-view loss weights (default 1)."""
     head, rest = model.type_head, late_params(model)[:-1]
     opt = torch.optim.AdamW([{"params": [p for m in rest for p in m.parameters()], "lr": 3e-4},
                              {"params": head.parameters(), "lr": 3e-3}], weight_decay=1e-4)
     n, bs = x.shape[0], 64
+    weight = torch.ones(n) if weight is None else weight
     steps = epochs * ((n + bs - 1) // bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[3e-4, 3e-3], total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(seed)
@@ -137,7 +154,8 @@ def finetune(model, x, y, val_x, val_y, epochs, seed):
             # Cheap stand-in for image flips: mirror half of the cached 7x7 maps.
             flip = torch.rand(len(idx), generator=g) < 0.5
             xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-            loss = F.cross_entropy(late_logits(model, xb), y[idx], label_smoothing=0.1)
+            w = weight[idx]
+            loss = (F.cross_entropy(late_logits(model, xb), y[idx], label_smoothing=0.1, reduction="none") * w).sum() / w.sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -157,6 +175,33 @@ def type_accuracy(model, x, y):
 @torch.no_grad()
 def pooled(model, f16):
     return torch.cat([late_pooled(model, f16[i:i + 256]) for i in range(0, f16.shape[0], 256)])
+
+
+def street_type_views(model):
+    """Catalogue model shots made from the masked street photos: the person on near-white, framed on
+    one garment (data.street_garment_view, worn=True) and labelled with that garment's type.
+    Casual photos show one garment alone; a shop's model shot shows trousers under the shirt it
+    sells, and without these views the type head called such shots "pants". Garments under 1% of
+    the photo and the mask head's held-out photos are left out."""
+    labels = street_mask_labels()
+
+    def make():
+        f16s, ys, views = [], [], []
+        todo = [p for p, _ in street_masked() if not is_clothing_val(p)]
+        for k, img_path in enumerate(todo):
+            lab = np.asarray(Image.open(street_mask_path(img_path)))
+            for i in np.unique(lab):
+                t = STREET_TYPE.get(labels[i])
+                if t is not None and (lab == i).mean() >= 0.01:
+                    views.append(street_garment_view(img_path, labels[i], worn=True))
+                    ys.append(TYPES.index(t))
+            if len(views) >= 64 or k == len(todo) - 1:
+                f16s.append(early(model, views)[1])
+                views = []
+                log("street model shots", k + 1, "/", len(todo))
+        return {"f16": torch.cat(f16s), "y": torch.tensor(ys, dtype=torch.long)}
+    key = hashlib.md5(json.dumps(STREET_TYPE, sort_keys=True).encode()).hexdigest()[:8]
+    return cached(os.path.join(WORK, "tagger_street_views_%s.pt" % key), make)
 
 
 def street_mask_data(model, seed):
@@ -240,6 +285,8 @@ def main():
     ap.add_argument("--views", type=int, default=0, help="augmented views cached per training photo")
     ap.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs over all cached views")
     ap.add_argument("--mask-photos", type=int, default=300, help="clothing photos given pseudo-masks")
+    ap.add_argument("--street-views", type=float, default=1.0,
+                    help="loss weight of the street model shots in type training (0: not used)")
     ap.add_argument("--eval", action="store_true", help="also measure on catalog-val (eval_tagger.py)")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -267,8 +314,14 @@ def main():
     cache = clothing_cache(model, rows, args.views, args.seed)
     x = torch.cat([cache["f16"][~is_val], cache["aug"]])
     yt = torch.cat([y[~is_val], cache["aug_y"]])
+    weight = torch.ones(x.shape[0])
+    if args.street_views > 0:
+        sv = street_type_views(model)
+        x, yt = torch.cat([x, sv["f16"]]), torch.cat([yt, sv["y"]])
+        weight = torch.cat([weight, torch.full((sv["y"].shape[0],), args.street_views)])
+        log("street model shots", sv["y"].shape[0], "weight", args.street_views)
     log("fine-tuning on", x.shape[0], "views")
-    acc = finetune(model, x, yt, cache["f16"][is_val], y[is_val], args.epochs, args.seed)
+    acc = finetune(model, x, yt, cache["f16"][is_val], y[is_val], args.epochs, args.seed, weight)
 
     feats = pooled(model, cache["f16"][~is_val])
     # Uncentred: cosine similarity of the projections then tracks that of the pooled features
@@ -299,7 +352,7 @@ def main():
     metrics = {"clothing_val_top1_torch": acc, "clothing_val_n": int(is_val.sum()),
                "street_heldout_mask_iou": iou, "onnx_max_abs_diff": diffs,
                "train_seconds": round(time.time() - t0), "views": args.views, "epochs": args.epochs,
-               "mask_photos": args.mask_photos, "seed": args.seed}
+               "mask_photos": args.mask_photos, "street_views": args.street_views, "seed": args.seed}
     if args.eval:
         from eval_tagger import evaluate
         metrics["eval"] = evaluate(os.path.join(args.out, "tagger.onnx"), os.path.join(args.out, "tagger.json"))
