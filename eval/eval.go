@@ -163,6 +163,33 @@ func parents(v weft.Vision, typ string) map[string]string {
 	return m
 }
 
+// topShape tags the image at path and returns the parent of its most
+// confident shape label ("" when it has none).
+func topShape(ctx context.Context, v weft.Vision, parent map[string]string, path string) (string, error) {
+	img, err := decodeFile(path)
+	if err != nil {
+		return "", err
+	}
+	labels, err := v.Tag(ctx, img)
+	if err != nil {
+		return "", err
+	}
+	for _, l := range labels {
+		if l.Type == "shape" {
+			return parentOr(parent, l.Name), nil
+		}
+	}
+	return "", nil
+}
+
+// parentOr is name's parent in parent, or name for a top-level label.
+func parentOr(parent map[string]string, name string) string {
+	if p := parent[name]; p != "" {
+		return p
+	}
+	return name
+}
+
 func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (float64, int, error) {
 	dir := filepath.Join(shared, "data", "clothing")
 	split, err := readLines(filepath.Join(models, "splits", "clothing_val.txt"))
@@ -178,34 +205,19 @@ func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (fl
 		truth[r["image"]] = r["label"]
 	}
 	parent := parents(v, "shape")
-	parentOf := func(name string) string {
-		if p, ok := parent[name]; ok && p != "" {
-			return p
-		}
-		return name
-	}
 	right, n := 0, 0
 	for _, p := range split {
 		want, ok := truth[p]
 		if !ok {
 			return 0, 0, fmt.Errorf("%s is in the split but not in labels.csv", p)
 		}
-		img, err := decodeFile(filepath.Join(dir, p))
-		if err != nil {
-			return 0, 0, err
-		}
-		labels, err := v.Tag(ctx, img)
+		got, err := topShape(ctx, v, parent, filepath.Join(dir, p))
 		if err != nil {
 			return 0, 0, err
 		}
 		n++
-		for _, l := range labels {
-			if l.Type == "shape" {
-				if parentOf(l.Name) == parentOf(want) {
-					right++
-				}
-				break
-			}
+		if got == parentOr(parent, want) {
+			right++
 		}
 	}
 	return ratio(right, n), n, nil
@@ -213,13 +225,7 @@ func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (fl
 
 // catalogTypes maps a normalised catalog product word to the shape labels'
 // parents that name it right; train/eval_tagger.py reads the same file.
-var catalogTypes = func() map[string][]string {
-	m := map[string][]string{}
-	if err := json.Unmarshal(catalogTypesJSON, &m); err != nil {
-		panic("eval/catalog_types.json: " + err.Error())
-	}
-	return m
-}()
+var catalogTypes = table[map[string][]string]("catalog_types.json", catalogTypesJSON)
 
 //go:embed catalog_types.json
 var catalogTypesJSON []byte
@@ -241,26 +247,13 @@ func typeCatalog(ctx context.Context, v weft.Vision, shared string) (float64, in
 		if !scored {
 			continue
 		}
-		img, err := decodeFile(filepath.Join(dir, r["path"]))
-		if err != nil {
-			return 0, 0, err
-		}
-		labels, err := v.Tag(ctx, img)
+		got, err := topShape(ctx, v, parent, filepath.Join(dir, r["path"]))
 		if err != nil {
 			return 0, 0, err
 		}
 		n++
-		for _, l := range labels {
-			if l.Type == "shape" {
-				p := parent[l.Name]
-				if p == "" {
-					p = l.Name
-				}
-				if slices.Contains(ok, p) {
-					right++
-				}
-				break
-			}
+		if slices.Contains(ok, got) {
+			right++
 		}
 	}
 	return ratio(right, n), n, nil
@@ -270,13 +263,16 @@ func typeCatalog(ctx context.Context, v weft.Vision, shared string) (float64, in
 // lives in catalog_colours.json, which train/palette.py reads too, so the Go
 // and Python evaluations score colour alike. Colours it does not list
 // ("Multi") have no family and are skipped.
-var catalogFamily = func() map[string]string {
-	m := map[string]string{}
-	if err := json.Unmarshal(catalogColours, &m); err != nil {
-		panic("eval/catalog_colours.json: " + err.Error())
+var catalogFamily = table[map[string]string]("catalog_colours.json", catalogColours)
+
+// table decodes one of the JSON tables embedded from eval/.
+func table[T any](name string, b []byte) T {
+	var t T
+	if err := json.Unmarshal(b, &t); err != nil {
+		panic("eval/" + name + ": " + err.Error())
 	}
-	return m
-}()
+	return t
+}
 
 //go:embed catalog_colours.json
 var catalogColours []byte
