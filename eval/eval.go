@@ -190,37 +190,52 @@ func parentOr(parent map[string]string, name string) string {
 	return name
 }
 
-func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (float64, int, error) {
+// labelled is one evaluation photo and the truth it is scored against.
+type labelled struct{ path, want string }
+
+// clothingVal lists the held-out clothing photos with their types.
+func clothingVal(shared, models string) ([]labelled, error) {
 	dir := filepath.Join(shared, "data", "clothing")
 	split, err := readLines(filepath.Join(models, "splits", "clothing_val.txt"))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	truth := map[string]string{}
 	for _, r := range rows {
 		truth[r["image"]] = r["label"]
 	}
-	parent := parents(v, "shape")
-	right, n := 0, 0
-	for _, p := range split {
+	out := make([]labelled, len(split))
+	for i, p := range split {
 		want, ok := truth[p]
 		if !ok {
-			return 0, 0, fmt.Errorf("%s is in the split but not in labels.csv", p)
+			return nil, fmt.Errorf("%s is in the split but not in labels.csv", p)
 		}
-		got, err := topShape(ctx, v, parent, filepath.Join(dir, p))
+		out[i] = labelled{filepath.Join(dir, p), want}
+	}
+	return out, nil
+}
+
+func typeAccuracy(ctx context.Context, v weft.Vision, shared, models string) (float64, int, error) {
+	photos, err := clothingVal(shared, models)
+	if err != nil {
+		return 0, 0, err
+	}
+	parent := parents(v, "shape")
+	right := 0
+	for _, ph := range photos {
+		got, err := topShape(ctx, v, parent, ph.path)
 		if err != nil {
 			return 0, 0, err
 		}
-		n++
-		if got == parentOr(parent, want) {
+		if got == parentOr(parent, ph.want) {
 			right++
 		}
 	}
-	return ratio(right, n), n, nil
+	return ratio(right, len(photos)), len(photos), nil
 }
 
 // catalogTypes maps a normalised catalog product word to the shape labels'
@@ -574,14 +589,50 @@ var catalogFamilies = map[string]string{
 
 // detectMain fills r's DetectMain fields.
 func detectMain(ctx context.Context, v weft.Vision, shared, models string, r *Report) error {
-	hit := func(path, want string) (bool, error) {
-		img, err := decodeFile(path)
+	clothing, err := clothingVal(shared, models)
+	if err != nil {
+		return err
+	}
+	for i, ph := range clothing {
+		fam, ok := garmentFamilies[ph.want]
+		if !ok {
+			return fmt.Errorf("%s: type %q has no detector family", ph.path, ph.want)
+		}
+		clothing[i].want = fam
+	}
+	dir := filepath.Join(shared, "data", "catalog-val")
+	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
+	if err != nil {
+		return err
+	}
+	var catalog []labelled
+	for _, row := range rows {
+		if fams, ok := catalogFamilies[row["subCategory"]]; ok {
+			catalog = append(catalog, labelled{filepath.Join(dir, row["path"]), fams})
+		}
+	}
+	if r.DetectMainClothing, err = mainFamilyShare(ctx, v, clothing); err != nil {
+		return err
+	}
+	if r.DetectMainCatalog, err = mainFamilyShare(ctx, v, catalog); err != nil {
+		return err
+	}
+	r.DetectMainClothingImages, r.DetectMainCatalogImages = len(clothing), len(catalog)
+	return nil
+}
+
+// mainFamilyShare is the share of photos whose most confident box's family
+// is one of their "|"-separated want families; no box is a miss.
+func mainFamilyShare(ctx context.Context, v weft.Vision, photos []labelled) (float64, error) {
+	right := 0
+	for _, ph := range photos {
+		img, err := decodeFile(ph.path)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		boxes, err := v.Detect(ctx, img)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		best, score := "", -1.0
 		for _, b := range boxes {
@@ -590,57 +641,9 @@ func detectMain(ctx context.Context, v weft.Vision, shared, models string, r *Re
 			}
 		}
 		fam, _, _ := strings.Cut(best, "-")
-		return best != "" && slices.Contains(strings.Split(want, "|"), fam), nil
-	}
-	dir := filepath.Join(shared, "data", "clothing")
-	split, err := readLines(filepath.Join(models, "splits", "clothing_val.txt"))
-	if err != nil {
-		return err
-	}
-	rows, err := readCSV(filepath.Join(dir, "labels.csv"))
-	if err != nil {
-		return err
-	}
-	typeOf := map[string]string{}
-	for _, row := range rows {
-		typeOf[row["image"]] = row["label"]
-	}
-	right, n := 0, 0
-	for _, p := range split {
-		want, ok := garmentFamilies[typeOf[p]]
-		if !ok {
-			return fmt.Errorf("%s: type %q has no detector family", p, typeOf[p])
-		}
-		ok, err := hit(filepath.Join(dir, p), want)
-		if err != nil {
-			return err
-		}
-		n++
-		if ok {
+		if best != "" && slices.Contains(strings.Split(ph.want, "|"), fam) {
 			right++
 		}
 	}
-	r.DetectMainClothing, r.DetectMainClothingImages = ratio(right, n), n
-
-	dir = filepath.Join(shared, "data", "catalog-val")
-	if rows, err = readCSV(filepath.Join(dir, "labels.csv")); err != nil {
-		return err
-	}
-	right, n = 0, 0
-	for _, row := range rows {
-		want, ok := catalogFamilies[row["subCategory"]]
-		if !ok {
-			continue
-		}
-		ok, err := hit(filepath.Join(dir, row["path"]), want)
-		if err != nil {
-			return err
-		}
-		n++
-		if ok {
-			right++
-		}
-	}
-	r.DetectMainCatalog, r.DetectMainCatalogImages = ratio(right, n), n
-	return nil
+	return ratio(right, len(photos)), nil
 }

@@ -125,14 +125,14 @@ def evaluate(onnx_path, meta_path):
 
     emb = out["embedding"]
     typ = [r["productDisplayName"].split()[-1] for r in cat]
+    ntyp = [norm_type(t) for t in typ]
     # Type tags on catalogue shots (packshots and model shots), where a product word names a type.
     pred = [TYPES[i] for i in out["type_probs"].argmax(1)]
-    scored = [(p, CATALOG_TYPES[norm_type(t)]) for p, t in zip(pred, typ) if norm_type(t) in CATALOG_TYPES]
+    scored = [(p, CATALOG_TYPES[t]) for p, t in zip(pred, ntyp) if t in CATALOG_TYPES]
     res["type_top1_catalog"] = float(np.mean([p in ok for p, ok in scored]))
     res["type_catalog_n"] = len(scored)
     res["search_p10_type_catalog"] = precision_at_k(emb, typ)
     res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
-    ntyp = [norm_type(t) for t in typ]
     ncol = [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)]
     res["search_p10_normtype_catalog"] = precision_at_k(emb, ntyp)
     res["search_p10_normtype_colour_catalog"] = precision_at_k(emb, ncol)

@@ -136,16 +136,10 @@ def main():
     garments = []
     if args.garments > 0:
         from pseudo_masks import ClothesSegmenter
-        seg = None
-
-        def segment(arrays):
-            nonlocal seg
-            seg = seg or ClothesSegmenter()
-            return seg(np.stack(arrays), arrays[0].shape[0])
         torch.set_num_threads(2)
         # The tagger's split: its held-out photos stay unseen here too.
         rows = [(p, t) for p, t, v in clothing_rows() if not v]
-        garments = garment_items(rows, TYPES, os.path.join(WORK, "garment_items.pkl"), segment)
+        garments = garment_items(rows, TYPES, os.path.join(WORK, "garment_items.pkl"), ClothesSegmenter)
         torch.set_num_threads(args.threads)
         print(f"{len(garments)} garment photos with mask boxes ({len(rows) - len(garments)} skipped)", flush=True)
 

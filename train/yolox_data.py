@@ -129,18 +129,20 @@ def mask_boxes(mask, fam):
     return b
 
 
-def garment_items(rows, types, path, segment):
+def garment_items(rows, types, path, segmenter):
     """Training items from casual garment photos [(path, type index)]: the photo resized to fit
     416, its family map (the garment's family on its pseudo-mask, 255 elsewhere) and boxes.
-    segment(list of RGB uint8 arrays of one size) -> clothes probabilities of that size."""
+    segmenter() makes seg, seg(RGB uint8 [N,H,W,3], size) -> clothes probabilities [N,size,size];
+    it is made only when the cache at path is missing."""
     if os.path.exists(path):
         with open(path, "rb") as f:
             return pickle.load(f)
     from preprocess import open_rgb
+    segment = segmenter()
     items, skipped, side = [], 0, 256
     for c in range(0, len(rows), 16):
         chunk = [(open_rgb(p), t) for p, t in rows[c:c + 16]]
-        probs = segment([np.asarray(img.resize((side, side), Image.BILINEAR)) for img, _ in chunk])
+        probs = segment(np.stack([np.asarray(img.resize((side, side), Image.BILINEAR)) for img, _ in chunk]), side)
         for (img, t), prob in zip(chunk, probs):
             a, r = letterbox(img)
             nw, nh = int(round(img.size[0] * r)), int(round(img.size[1] * r))
