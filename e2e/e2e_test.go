@@ -367,7 +367,7 @@ func TestModelChangeIndexesAgain(t *testing.T) {
 
 	// The same network with a different tagger.json is, by digest, another model.
 	models := t.TempDir()
-	for _, f := range []string{"tagger.onnx", "detector.onnx", "detector.json"} {
+	for _, f := range []string{"tagger.onnx", "embedder.onnx", "detector.onnx", "detector.json"} {
 		if err := os.Symlink(filepath.Join(repoRoot, "models", f), filepath.Join(models, f)); err != nil {
 			t.Fatal(err)
 		}

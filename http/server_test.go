@@ -138,7 +138,7 @@ var (
 // when they are not built yet.
 func openVision(t testing.TB) weft.Vision {
 	t.Helper()
-	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
+	for _, f := range []string{"tagger.onnx", "embedder.onnx", "tagger.json", "detector.onnx", "detector.json"} {
 		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
 			return nil
 		}

@@ -112,12 +112,20 @@ type Session struct {
 // Open loads the model at path with the named inputs and outputs, in the
 // order Run takes and returns them. Init must have succeeded.
 func Open(path string, inputs, outputs []string, opts Options) (*Session, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, weft.E("onnx.Open", weft.Unavailable, weft.Msgf("model %s is missing", path), err)
+	}
+	return OpenData(path, data, inputs, outputs, opts)
+}
+
+// OpenData is Open for the model file at path already read into data: a
+// caller that also hashes the file loads exactly the bytes it hashed, and
+// reads them once.
+func OpenData(path string, data []byte, inputs, outputs []string, opts Options) (*Session, error) {
 	const op = "onnx.Open"
 	if !ort.IsInitialized() {
 		return nil, weft.E(op, weft.Internal, weft.Msgf("ONNX Runtime is not loaded: call onnx.Init first"))
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, weft.E(op, weft.Unavailable, weft.Msgf("model %s is missing", path), err)
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
@@ -154,7 +162,7 @@ func Open(path string, inputs, outputs []string, opts Options) (*Session, error)
 		pool:    make(chan *ort.DynamicAdvancedSession, opts.Sessions),
 	}
 	for range opts.Sessions {
-		ds, err := ort.NewDynamicAdvancedSession(path, inputs, outputs, so)
+		ds, err := ort.NewDynamicAdvancedSessionWithONNXData(data, inputs, outputs, so)
 		if err != nil {
 			s.Close()
 			return nil, weft.E(op, weft.Invalid, weft.Msgf("cannot load model %s", path), err)

@@ -16,6 +16,12 @@ STREET = os.path.join(SHARED, "data/street")
 CATALOG = os.path.join(SHARED, "data/catalog-val")
 MOBILENET = os.path.join(SHARED, "models/init/mobilenet_v2_imagenet.onnx")
 
+
+def imagenet_labels():
+    """The ImageNet classifier's 1001 class names, in its output order (0 = background)."""
+    with open(os.path.join(SHARED, "models/init/imagenet_labels_1001.txt")) as f:
+        return [line.strip() for line in f]
+
 TYPES = ["t-shirt", "long sleeve", "pants", "shoes", "shirt", "dress", "outerwear", "shorts", "hat", "skirt",
          "polo", "undershirt", "blazer", "hoodie", "bodysuit", "top", "blouse"]
 # Street mask labels that are not the product: background, hair and skin.

@@ -16,7 +16,9 @@ Runs the exported graph (onnx_torch.OnnxGraph) on inputs from preprocess.load_te
  - search against catalogue size: the normalised figures on random quarter and half
    catalogues too, and a log-linear extrapolation to the ~7,700 photos the targets are set
    on (P@10 grows with the catalogue: more same-type neighbours to find), for our embedding
-   and for the unchanged ImageNet backbone's pooled features, in the same run.
+   and for the unchanged ImageNet backbone's pooled features, in the same run;
+ - a bound for the colour part: the same type + colour curve when the type is known (true
+   product word) and only our embedding's colour part orders the neighbours within it.
 """
 import argparse
 import json
@@ -101,8 +103,8 @@ def evaluate(onnx_path, meta_path):
     val = [r for r in clothing_rows() if os.path.relpath(r[0], CLOTHING) in val_names]
     out = run_all(graph, [r[0] for r in val])
     parents = [t["parent"] for t in meta["types"]]
-    pred = [parents[i] for i in out["type_probs"].argmax(1)]
-    res["type_top1_clothing_val"] = float(np.mean([p == TYPES[r[1]] for p, r in zip(pred, val)]))
+    pred_val = [parents[i] for i in out["type_probs"].argmax(1)]
+    res["type_top1_clothing_val"] = float(np.mean([p == TYPES[r[1]] for p, r in zip(pred_val, val)]))
     res["type_n"] = len(val)
 
     for name, rows in hand_labels().items():
@@ -127,10 +129,22 @@ def evaluate(onnx_path, meta_path):
     typ = [r["productDisplayName"].split()[-1] for r in cat]
     ntyp = [norm_type(t) for t in typ]
     # Type tags on catalogue shots (packshots and model shots), where a product word names a type.
-    pred = [TYPES[i] for i in out["type_probs"].argmax(1)]
+    pred = [parents[i] for i in out["type_probs"].argmax(1)]
     scored = [(p, CATALOG_TYPES[t]) for p, t in zip(pred, ntyp) if t in CATALOG_TYPES]
     res["type_top1_catalog"] = float(np.mean([p in ok for p, ok in scored]))
     res["type_catalog_n"] = len(scored)
+    # The same, split: products our garment types name, and accessories (bags, watches ...).
+    garment = set(TYPES)
+    for part, keep in (("garments", lambda ok: ok <= garment), ("accessories", lambda ok: not ok <= garment)):
+        hits = [p in ok for p, ok in scored if keep(ok)]
+        res["type_top1_catalog_" + part] = float(np.mean(hits))
+        res["type_catalog_n_" + part] = len(hits)
+    # How often something that is not an accessory is called one.
+    accessory = set(parents) - garment
+    res["type_accessory_false_catalog_garments"] = float(np.mean(
+        [p in accessory for p, ok in scored if ok <= garment]))
+    res["type_accessory_false_clothing_val"] = float(np.mean(
+        [p in accessory for p in pred_val]))
     res["search_p10_type_catalog"] = precision_at_k(emb, typ)
     res["search_p10_type_colour_catalog"] = precision_at_k(emb, [t + "|" + r["baseColour"] for t, r in zip(typ, cat)])
     ncol = [t + "|" + r["baseColour"] for t, r in zip(ntyp, cat)]
@@ -143,6 +157,14 @@ def evaluate(onnx_path, meta_path):
     for name, e in (("tagger", emb), ("imagenet", base)):
         res["search_size_curve_normtype_" + name] = size_curve(e, ntyp)
         res["search_size_curve_normtype_colour_" + name] = size_curve(e, ncol)
+    # A bound on what better type features alone could give: the true product word (one-hot,
+    # dominant) beside our embedding's colour part, so neighbours are ranked by colour within
+    # the right type.
+    words = sorted(set(ntyp))
+    true_type = np.eye(len(words))[[words.index(t) for t in ntyp]] * 4.0
+    colour_part = emb[:, -len(meta["colors"]):]
+    res["search_size_curve_normtype_colour_true_type"] = size_curve(
+        np.hstack([true_type, colour_part]) / np.sqrt(16.0 + (colour_part ** 2).sum(1, keepdims=True)), ncol)
     return res
 
 

@@ -1,4 +1,4 @@
-"""Train Weft's tagger and write models/tagger.onnx, tagger.json, the split and metrics.
+"""Train Weft's tagger and write models/tagger.onnx, embedder.onnx, tagger.json, the split and metrics.
 
     /usr/bin/python3 train/train_tagger.py
 
@@ -36,9 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from calibrate_colour import fit_palette_weights, hand_labels, lab_and_mask, palette_scores  # noqa: E402
-from data import (CLOTHING, MOBILENET, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, is_clothing_val,  # noqa: E402
-                  on_white, square_float_mask, street_garment_view, street_mask_labels, street_mask_path,
-                  street_masked)
+from data import (CLOTHING, MOBILENET, STREET_NOT_GARMENT, TYPES, augment, clothing_rows, imagenet_labels,  # noqa: E402
+                  is_clothing_val, on_white, square_float_mask, street_garment_view, street_mask_labels,
+                  street_mask_path, street_masked)
 from export import export  # noqa: E402
 from palette import PALETTE  # noqa: E402
 from preprocess import load_image, open_rgb, pad_square, to_tensor, SIZE  # noqa: E402
@@ -304,6 +304,7 @@ def main():
 
     model = Tagger(len(TYPES), [p[2] for p in PALETTE])
     model.backbone.load_onnx(MOBILENET)
+    model.keep_imagenet_tail(imagenet_labels())
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

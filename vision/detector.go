@@ -48,7 +48,7 @@ type cell struct{ x, y, stride float32 }
 func OpenDetector(model, meta string, opts onnx.Options) (*Detector, error) {
 	const op = "vision.OpenDetector"
 	var m detectorMeta
-	if err := readJSON(meta, &m); err != nil {
+	if _, err := readJSON(meta, &m); err != nil {
 		return nil, weft.E(op, err)
 	}
 	if m.Output == "" {
@@ -77,15 +77,15 @@ func OpenDetector(model, meta string, opts onnx.Options) (*Detector, error) {
 	return d, nil
 }
 
-func readJSON(path string, v any) error {
+func readJSON(path string, v any) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return weft.E(weft.Unavailable, weft.Msgf("%s is missing", path), err)
+		return nil, weft.E(weft.Unavailable, weft.Msgf("%s is missing", path), err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return weft.E(weft.Invalid, weft.Msgf("%s is not valid JSON", path), err)
+		return nil, weft.E(weft.Invalid, weft.Msgf("%s is not valid JSON", path), err)
 	}
-	return nil
+	return b, nil
 }
 
 // Close releases the model.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"image"
-	"io"
 	"math"
 	"os"
 	"runtime"
@@ -35,79 +35,77 @@ type label struct {
 	Parent string `json:"parent"`
 }
 
-// The tagger's outputs, in the order Run returns them.
-var taggerOutputs = []string{"embedding", "type_probs", "color_probs"}
+// What Embed and Tag fetch. The embedding comes from its own graph
+// (embedder.onnx, the tagger without what only the tags need): ONNX Runtime
+// runs every node of a graph whatever is fetched (microsoft/onnxruntime#16483).
+var (
+	embedOutputs = []string{"embedding"}
+	tagOutputs   = []string{"type_probs", "color_probs"}
+)
 
 // Tagger embeds images for search and tags them with garment types and
-// colours, all from one forward pass.
+// colours.
 type Tagger struct {
 	meta      taggerMeta
-	sess      *onnx.Session
+	embedSess *onnx.Session // embedder.onnx
+	tagSess   *onnx.Session // tagger.onnx
 	threshold float64
 	model     string // EmbeddingModel
 }
 
-// OpenTagger loads a tagger and its json description. Labels under
-// threshold are left out of Tag's answer, except the best type and the two
-// best colours.
-func OpenTagger(model, meta string, threshold float64, opts onnx.Options) (*Tagger, error) {
+// OpenTagger loads a tagger (model), its embedding-only graph (embedder)
+// and their json description. Labels under threshold are left out of Tag's
+// answer, except the best type and the two best colours.
+func OpenTagger(model, embedder, meta string, threshold float64, opts onnx.Options) (*Tagger, error) {
 	const op = "vision.OpenTagger"
 	var m taggerMeta
-	if err := readJSON(meta, &m); err != nil {
+	metaData, err := readJSON(meta, &m)
+	if err != nil {
 		return nil, weft.E(op, err)
 	}
 	if m.Input == "" || m.Size <= 0 || m.EmbeddingDim <= 0 || len(m.Types) == 0 || len(m.Colors) < 2 {
 		return nil, weft.E(op, weft.Invalid, weft.Msgf("%s: input, size, embedding_dim, types and at least two colors are required", meta))
 	}
-	id, err := fileDigest(model, meta)
+	embedData, err := os.ReadFile(embedder)
 	if err != nil {
-		return nil, weft.E(op, weft.Invalid, err)
+		return nil, weft.E(op, weft.Unavailable, weft.Msgf("model %s is missing", embedder), err)
 	}
-	sess, err := onnx.Open(model, []string{m.Input}, taggerOutputs, opts)
-	if err != nil {
+	t := &Tagger{meta: m, threshold: threshold, model: digest(embedData, metaData)}
+	if t.embedSess, err = onnx.OpenData(embedder, embedData, []string{m.Input}, embedOutputs, opts); err != nil {
 		return nil, weft.E(op, err)
 	}
-	return &Tagger{meta: m, sess: sess, threshold: threshold, model: id}, nil
-}
-
-// fileDigest is "sha256:" and the first 16 bytes, in hex, of the SHA-256 of
-// the files' contents one after another.
-func fileDigest(paths ...string) (string, error) {
-	h := sha256.New()
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", err
-		}
+	if t.tagSess, err = onnx.Open(model, []string{m.Input}, tagOutputs, opts); err != nil {
+		t.embedSess.Close()
+		return nil, weft.E(op, err)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16]), nil
+	return t, nil
 }
 
-// EmbeddingModel names the embedding by the digest of tagger.onnx and
+// digest is "sha256:" and the first 16 bytes, in hex, of the SHA-256 of the
+// parts one after another.
+func digest(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// EmbeddingModel names the embedding by the digest of embedder.onnx and
 // tagger.json: any retraining changes it. (Go preprocessing is part of the
 // embedding too; it is pinned to the training code's by a test.)
 func (t *Tagger) EmbeddingModel() string { return t.model }
 
 // Close releases the model.
-func (t *Tagger) Close() error { return t.sess.Close() }
+func (t *Tagger) Close() error { return errors.Join(t.embedSess.Close(), t.tagSess.Close()) }
 
 // Dim is the embedding length.
 func (t *Tagger) Dim() int { return t.meta.EmbeddingDim }
 
-// outputs is one run's results for n images.
-type outputs struct {
-	n                  int
-	emb, types, colors []float32
-}
-
 // run preprocesses imgs (in parallel: it costs about as much as the
-// network on small batches) and runs them as one batch.
-func (t *Tagger) run(ctx context.Context, imgs []image.Image) (outputs, error) {
+// network on small batches) and runs them as one batch through sess, whose
+// outputs (names) are [len(imgs), width] with the given widths.
+func (t *Tagger) run(ctx context.Context, sess *onnx.Session, names []string, widths []int, imgs []image.Image) ([][]float32, error) {
 	S := t.meta.Size
 	per := 3 * S * S
 	x := make([]float32, len(imgs)*per)
@@ -125,17 +123,19 @@ func (t *Tagger) run(ctx context.Context, imgs []image.Image) (outputs, error) {
 	}
 	close(next)
 	wg.Wait()
-	out, err := t.sess.Run(ctx, onnx.Tensor{Shape: []int64{int64(len(imgs)), 3, int64(S), int64(S)}, Data: x})
+	out, err := sess.Run(ctx, onnx.Tensor{Shape: []int64{int64(len(imgs)), 3, int64(S), int64(S)}, Data: x})
 	if err != nil {
-		return outputs{}, err
+		return nil, err
 	}
-	n := len(imgs)
-	for i, want := range []int{t.meta.EmbeddingDim, len(t.meta.Types), len(t.meta.Colors)} {
-		if sh := out[i].Shape; len(sh) != 2 || sh[0] != int64(n) || sh[1] != int64(want) {
-			return outputs{}, weft.E(weft.Internal, fmt.Errorf("tagger output %s has shape %v, want [%d %d]", taggerOutputs[i], sh, n, want))
+	res := make([][]float32, len(out))
+	n := int64(len(imgs))
+	for i, want := range widths {
+		if sh := out[i].Shape; len(sh) != 2 || sh[0] != n || sh[1] != int64(want) {
+			return nil, weft.E(weft.Internal, fmt.Errorf("tagger output %s has shape %v, want [%d %d]", names[i], sh, n, want))
 		}
+		res[i] = out[i].Data
 	}
-	return outputs{n, out[0].Data, out[1].Data, out[2].Data}, nil
+	return res, nil
 }
 
 // Embed returns one unit-length vector per image, EmbedBatch images per run.
@@ -144,12 +144,13 @@ func (t *Tagger) Embed(ctx context.Context, imgs []image.Image) ([][]float32, er
 	D := t.meta.EmbeddingDim
 	vecs := make([][]float32, 0, len(imgs))
 	for start := 0; start < len(imgs); start += EmbedBatch {
-		out, err := t.run(ctx, imgs[start:min(start+EmbedBatch, len(imgs))])
+		batch := imgs[start:min(start+EmbedBatch, len(imgs))]
+		out, err := t.run(ctx, t.embedSess, embedOutputs, []int{D}, batch)
 		if err != nil {
 			return nil, weft.E(op, err)
 		}
-		for i := range out.n {
-			v := append([]float32(nil), out.emb[i*D:(i+1)*D]...)
+		for i := range batch {
+			v := append([]float32(nil), out[0][i*D:(i+1)*D]...)
 			// The graph normalises already; doing it again in float64
 			// keeps cosine distances exact for the index.
 			var ss float64
@@ -181,12 +182,12 @@ func (t *Tagger) Embed(ctx context.Context, imgs []image.Image) ([][]float32, er
 // by family, the two colour labels are two different answers, and a
 // confidence is the share of the garment's pixels in that family.
 func (t *Tagger) Tag(ctx context.Context, img image.Image) ([]weft.Label, error) {
-	out, err := t.run(ctx, []image.Image{img})
+	out, err := t.run(ctx, t.tagSess, tagOutputs, []int{len(t.meta.Types), len(t.meta.Colors)}, []image.Image{img})
 	if err != nil {
 		return nil, weft.E("vision.Tag", err)
 	}
-	labels := pick("shape", t.meta.Types, out.types, 1, t.threshold)
-	return append(labels, pick("color", t.meta.Colors, out.colors, 2, t.threshold)...), nil
+	labels := pick("shape", t.meta.Types, out[0], 1, t.threshold)
+	return append(labels, pick("color", t.meta.Colors, out[1], 2, t.threshold)...), nil
 }
 
 // pick groups probabilities by parent and returns one label per parent,

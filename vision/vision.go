@@ -28,8 +28,9 @@ type Options struct {
 	TagThreshold float64
 }
 
-// Models is Weft's weft.Vision: the tagger (tagger.onnx, tagger.json) and
-// the detector (detector.onnx, detector.json) of one models directory.
+// Models is Weft's weft.Vision: the tagger (tagger.onnx, embedder.onnx,
+// tagger.json) and the detector (detector.onnx, detector.json) of one models
+// directory.
 type Models struct {
 	*Tagger
 	*Detector
@@ -44,7 +45,7 @@ func Open(dir string, opts Options) (*Models, error) {
 		opts.TagThreshold = 0.3
 	}
 	o := onnx.Options{Threads: opts.Threads, Sessions: opts.Sessions}
-	t, err := OpenTagger(filepath.Join(dir, "tagger.onnx"), filepath.Join(dir, "tagger.json"), opts.TagThreshold, o)
+	t, err := OpenTagger(filepath.Join(dir, "tagger.onnx"), filepath.Join(dir, "embedder.onnx"), filepath.Join(dir, "tagger.json"), opts.TagThreshold, o)
 	if err != nil {
 		return nil, weft.E(op, err)
 	}

@@ -2,6 +2,8 @@ package vision
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"image"
 	"math"
 	"os"
@@ -21,7 +23,7 @@ func openModels(t testing.TB) *Models {
 	if d := os.Getenv("WEFT_MODELS"); d != "" {
 		modelsDir = d
 	}
-	for _, f := range []string{"tagger.onnx", "tagger.json", "detector.onnx", "detector.json"} {
+	for _, f := range []string{"tagger.onnx", "embedder.onnx", "tagger.json", "detector.onnx", "detector.json"} {
 		if _, err := os.Stat(filepath.Join(modelsDir, f)); err != nil {
 			t.Skipf("no models/%s", f)
 		}
@@ -324,6 +326,53 @@ func TestTagColourFamily(t *testing.T) {
 		}
 		if len(top) != 2 || (top[0] != tc.family && top[1] != tc.family) {
 			t.Errorf("%s: colour families %v, want %s among them", tc.file, top, tc.family)
+		}
+	}
+}
+
+// The embedding model's name is the digest of embedder.onnx then tagger.json:
+// stores compare it at start-up, so a change to how it is computed would
+// re-index every catalog of every deployment.
+func TestEmbeddingModelDigest(t *testing.T) {
+	m := openModels(t)
+	dir := "../models"
+	if d := os.Getenv("WEFT_MODELS"); d != "" {
+		dir = d
+	}
+	h := sha256.New()
+	for _, f := range []string{"embedder.onnx", "tagger.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write(b)
+	}
+	if want := "sha256:" + hex.EncodeToString(h.Sum(nil)[:16]); m.EmbeddingModel() != want {
+		t.Errorf("EmbeddingModel() = %q, want %q", m.EmbeddingModel(), want)
+	}
+}
+
+// TestTagAccessories: things outside the garment types are named by their own
+// top-level labels (the ImageNet tail in the graph), not as the nearest
+// garment (a watch used to be a "hat", sunglasses "shoes").
+func TestTagAccessories(t *testing.T) {
+	m := openModels(t)
+	parent := map[string]string{}
+	for _, l := range m.Labels() {
+		parent[l.Type+"/"+l.Name] = l.Parent
+	}
+	accessory := map[string]bool{"bag": true, "eyewear": true, "watch": true, "belt": true}
+	for _, tc := range []struct{ file, want string }{
+		{"19265.jpg", "watch"}, {"16841.jpg", "eyewear"}, {"10244.jpg", "bag"}, {"17774.jpg", "belt"},
+		{"10003.jpg", ""}, // a T-shirt: any garment type, no accessory
+	} {
+		labels, err := m.Tag(context.Background(), catalogPhoto(t, tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := parent["shape/"+labels[0].Name]
+		if labels[0].Type != "shape" || (tc.want != "" && got != tc.want) || (tc.want == "" && accessory[got]) {
+			t.Errorf("%s: first label %+v (parent %q), want %q", tc.file, labels[0], got, tc.want)
 		}
 	}
 }

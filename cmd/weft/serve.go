@@ -66,7 +66,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	data := strFlag(fs, "data", "./data", "data directory for the embedded store, index and spool")
 	db := strFlag(fs, "db", "", "PostgreSQL URL (postgres://…); empty: SQLite in --data")
 	allow := boolFlag(fs, "allow-private-urls", false, "allow fetching images from loopback and private addresses")
-	models := strFlag(fs, "models", defaultModelsDir(), "directory with tagger.onnx, detector.onnx and their .json")
+	models := strFlag(fs, "models", defaultModelsDir(), "directory with tagger.onnx, embedder.onnx, detector.onnx and their .json")
 	ort := strFlag(fs, "ort-lib", "", "path of libonnxruntime.so (default: .deps/onnxruntime beside the binary)")
 	maxImage := intFlag(fs, "max-image-bytes", 32<<20, "largest image body or fetched image, bytes")
 	maxCatalog := intFlag(fs, "max-catalog-bytes", 8<<30, "largest catalog file, bytes")
